@@ -1,0 +1,1044 @@
+// dns_load: a bounded DNS load generator for the domain-park benchmarks.
+//
+// One thread, non-blocking sockets, epoll. UDP uses sendmmsg/recvmmsg batches over N
+// connected sockets; TCP keeps C long-lived connections with up to W pipelined,
+// length-prefixed queries in flight each (RFC 7766). A third mode, tcp-idle, opens C
+// connections, makes one query on each and then holds them open, so a script can measure
+// the server's memory per idle connection.
+//
+// Every run stops by itself: sending ends after -d seconds and/or -n queries, then the
+// queries still in flight get at most -t seconds to come back.
+//
+// The last line of stdout is a one-line JSON summary for scripts.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr int kBatch = 64;                 // datagrams per sendmmsg/recvmmsg call
+constexpr size_t kMaxQuery = 512;          // largest query we build (name <= 255 + fixed parts)
+constexpr size_t kUdpRecvSize = 4096;      // larger than any EDNS answer we ask for
+constexpr size_t kTcpReadBuf = 2 * 65538;  // always room for one maximal framed message
+constexpr int kMaxConnecting = 256;        // stay under the server's listen backlog
+
+uint64_t now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+[[noreturn]] void die(const std::string& msg) {
+    std::fprintf(stderr, "dns_load: %s\n", msg.c_str());
+    std::exit(2);
+}
+
+[[noreturn]] void die_errno(const std::string& what) {
+    die(what + ": " + std::strerror(errno));
+}
+
+// ---------------------------------------------------------------- options
+
+enum class Mode { Udp, Tcp, TcpIdle };
+
+struct Options {
+    std::string server = "127.0.0.1";
+    uint16_t port = 53;
+    Mode mode = Mode::Udp;
+    std::string mix_file;
+    double duration = 10.0;
+    uint64_t max_queries = 0;  // 0 = bounded by duration only
+    int conns = 1;
+    int inflight = 100;
+    double rate = 0.0;  // 0 = closed loop
+    double timeout = 2.0;
+    bool edns = true;
+    uint16_t edns_size = 1232;
+    uint32_t seed = 1;
+    bool quiet = false;
+};
+
+void usage() {
+    std::fputs(
+        "usage: dns_load -f MIX [options]\n"
+        "  -s ADDR     server address, IPv4 or IPv6 (default 127.0.0.1)\n"
+        "  -p PORT     server port (default 53)\n"
+        "  -m MODE     udp | tcp | tcp-idle (default udp)\n"
+        "  -f FILE     query mix, one \"name type\" per line (cycled in order)\n"
+        "  -d SECONDS  send for this long (default 10; 0 = until -n)\n"
+        "  -n COUNT    send at most COUNT queries (default: no limit)\n"
+        "  -c N        UDP sockets / TCP connections (default 1)\n"
+        "  -w N        max queries in flight per socket/connection (default 100)\n"
+        "  -r QPS      open loop at this total rate (default: closed loop)\n"
+        "  -t SECONDS  per-query timeout, also the final drain limit (default 2)\n"
+        "  -e 0|1      add an EDNS OPT record, udp size 1232 (default 1)\n"
+        "  -S SEED     seed for query IDs (default 1)\n"
+        "  -q          only print the JSON summary\n"
+        "tcp-idle: opens -c connections, one query each, holds them -d seconds;\n"
+        "  prints a line starting with READY once all are open.\n",
+        stderr);
+}
+
+double parse_double(const char* s, const char* flag, double lo, double hi) {
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+        die(std::string("bad value for ") + flag + ": " + s);
+    }
+    return v;
+}
+
+uint64_t parse_uint(const char* s, const char* flag, uint64_t lo, uint64_t hi) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < lo || v > hi) {
+        die(std::string("bad value for ") + flag + ": " + s);
+    }
+    return v;
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "-h" || a == "--help") {
+            usage();
+            std::exit(0);
+        }
+        if (a == "-q") {
+            o.quiet = true;
+            continue;
+        }
+        if (i + 1 >= argc) die("missing value for " + std::string(a));
+        const char* v = argv[++i];
+        if (a == "-s") o.server = v;
+        else if (a == "-p") o.port = static_cast<uint16_t>(parse_uint(v, "-p", 1, 65535));
+        else if (a == "-m") {
+            std::string_view m = v;
+            if (m == "udp") o.mode = Mode::Udp;
+            else if (m == "tcp") o.mode = Mode::Tcp;
+            else if (m == "tcp-idle") o.mode = Mode::TcpIdle;
+            else die("bad value for -m: " + std::string(m));
+        } else if (a == "-f") o.mix_file = v;
+        else if (a == "-d") o.duration = parse_double(v, "-d", 0, 86400);
+        else if (a == "-n") o.max_queries = parse_uint(v, "-n", 0, UINT64_MAX);
+        else if (a == "-c") o.conns = static_cast<int>(parse_uint(v, "-c", 1, 1000000));
+        else if (a == "-w") o.inflight = static_cast<int>(parse_uint(v, "-w", 1, 16384));
+        else if (a == "-r") o.rate = parse_double(v, "-r", 0, 1e9);
+        else if (a == "-t") o.timeout = parse_double(v, "-t", 0.001, 3600);
+        else if (a == "-e") o.edns = parse_uint(v, "-e", 0, 1) == 1;
+        else if (a == "-S") o.seed = static_cast<uint32_t>(parse_uint(v, "-S", 0, UINT32_MAX));
+        else die("unknown flag " + std::string(a) + " (try -h)");
+    }
+    if (o.mix_file.empty()) die("-f MIX is required");
+    if (o.duration == 0 && o.max_queries == 0 && o.mode != Mode::TcpIdle) {
+        die("-d 0 needs -n COUNT, or the run would never end");
+    }
+    return o;
+}
+
+// ---------------------------------------------------------------- query mix
+
+struct TypeName {
+    const char* name;
+    uint16_t code;
+};
+
+constexpr std::array<TypeName, 27> kTypes{{
+    {"A", 1},       {"NS", 2},      {"CNAME", 5},   {"SOA", 6},     {"PTR", 12},
+    {"HINFO", 13},  {"MX", 15},     {"TXT", 16},    {"AAAA", 28},   {"SRV", 33},
+    {"NAPTR", 35},  {"DS", 43},     {"SSHFP", 44},  {"RRSIG", 46},  {"NSEC", 47},
+    {"DNSKEY", 48}, {"NSEC3", 50},  {"TLSA", 52},   {"CDS", 59},    {"CDNSKEY", 60},
+    {"SVCB", 64},   {"HTTPS", 65},  {"IXFR", 251},  {"AXFR", 252},  {"ANY", 255},
+    {"CAA", 257},   {"SPF", 99},
+}};
+
+bool parse_type(std::string_view s, uint16_t& out) {
+    for (const auto& t : kTypes) {
+        if (s.size() == std::strlen(t.name) &&
+            std::equal(s.begin(), s.end(), t.name,
+                       [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == b; })) {
+            out = t.code;
+            return true;
+        }
+    }
+    // RFC 3597 generic form so the mix can hold types this table does not know.
+    if (s.size() > 4 && (s.substr(0, 4) == "TYPE" || s.substr(0, 4) == "type")) {
+        unsigned long v = 0;
+        for (char c : s.substr(4)) {
+            if (c < '0' || c > '9') return false;
+            v = v * 10 + static_cast<unsigned long>(c - '0');
+            if (v > 65535) return false;
+        }
+        out = static_cast<uint16_t>(v);
+        return true;
+    }
+    return false;
+}
+
+bool encode_name(std::string_view name, std::vector<uint8_t>& out) {
+    if (name == ".") {
+        out.push_back(0);
+        return true;
+    }
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    size_t total = 1;
+    while (!name.empty()) {
+        size_t dot = name.find('.');
+        std::string_view label = name.substr(0, dot);
+        if (label.empty() || label.size() > 63) return false;
+        total += label.size() + 1;
+        if (total > 255) return false;
+        out.push_back(static_cast<uint8_t>(label.size()));
+        out.insert(out.end(), label.begin(), label.end());
+        if (dot == std::string_view::npos) break;
+        name.remove_prefix(dot + 1);
+    }
+    out.push_back(0);
+    return true;
+}
+
+// All queries are built once, without ID, into one contiguous blob; sending copies a
+// template and stamps the ID, so the send path does no formatting.
+struct Mix {
+    std::vector<uint8_t> blob;
+    std::vector<uint32_t> offset;
+    std::vector<uint16_t> length;
+    std::vector<uint16_t> question_len;  // qname + qtype + qclass, to match answers
+    size_t size() const { return offset.size(); }
+    const uint8_t* query(size_t i) const { return blob.data() + offset[i]; }
+};
+
+Mix load_mix(const Options& o) {
+    std::ifstream in(o.mix_file);
+    if (!in) die("cannot open mix file " + o.mix_file);
+    Mix mix;
+    std::string line;
+    size_t lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        std::istringstream ls(line);
+        std::string name, type;
+        if (!(ls >> name) || name[0] == '#' || name[0] == ';') continue;
+        if (!(ls >> type)) die(o.mix_file + ":" + std::to_string(lineno) + ": missing type");
+        uint16_t qtype = 0;
+        if (!parse_type(type, qtype)) {
+            die(o.mix_file + ":" + std::to_string(lineno) + ": unknown type " + type);
+        }
+        std::vector<uint8_t> q = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, static_cast<uint8_t>(o.edns ? 1 : 0)};
+        if (!encode_name(name, q)) {
+            die(o.mix_file + ":" + std::to_string(lineno) + ": bad name " + name);
+        }
+        q.push_back(static_cast<uint8_t>(qtype >> 8));
+        q.push_back(static_cast<uint8_t>(qtype & 0xff));
+        q.push_back(0);
+        q.push_back(1);  // class IN
+        uint16_t qlen = static_cast<uint16_t>(q.size() - 12);
+        if (o.edns) {
+            // OPT: root owner, type 41, class = our UDP size, TTL 0 (version 0, DO=0), no rdata.
+            const uint8_t opt[11] = {0, 0, 41, static_cast<uint8_t>(o.edns_size >> 8),
+                                     static_cast<uint8_t>(o.edns_size & 0xff), 0, 0, 0, 0, 0, 0};
+            q.insert(q.end(), opt, opt + sizeof opt);
+        }
+        if (q.size() > kMaxQuery) die(o.mix_file + ":" + std::to_string(lineno) + ": query too long");
+        mix.offset.push_back(static_cast<uint32_t>(mix.blob.size()));
+        mix.length.push_back(static_cast<uint16_t>(q.size()));
+        mix.question_len.push_back(qlen);
+        mix.blob.insert(mix.blob.end(), q.begin(), q.end());
+    }
+    if (mix.size() == 0) die("mix file " + o.mix_file + " holds no queries");
+    return mix;
+}
+
+// ---------------------------------------------------------------- statistics
+
+// Log-linear histogram of nanoseconds: 64 sub-buckets per power of two, so any reported
+// percentile is within ~1.6% of the true value with fixed memory and O(1) insert.
+class Histogram {
+public:
+    void add(uint64_t v) {
+        ++counts_[index(v)];
+        ++n_;
+        sum_ += v;
+        max_ = std::max(max_, v);
+    }
+    uint64_t count() const { return n_; }
+    double mean() const { return n_ ? static_cast<double>(sum_) / static_cast<double>(n_) : 0.0; }
+    uint64_t max() const { return max_; }
+    uint64_t percentile(double p) const {
+        if (n_ == 0) return 0;
+        uint64_t rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(n_)));
+        rank = std::max<uint64_t>(rank, 1);
+        uint64_t seen = 0;
+        for (size_t i = 0; i < counts_.size(); ++i) {
+            seen += counts_[i];
+            if (seen >= rank) return std::min(midpoint(i), max_);
+        }
+        return max_;
+    }
+
+private:
+    static size_t index(uint64_t v) {
+        if (v < 64) return static_cast<size_t>(v);
+        int e = 63 - __builtin_clzll(v);  // e >= 6
+        uint64_t m = (v >> (e - 6)) & 63;
+        return static_cast<size_t>(e - 5) * 64 + static_cast<size_t>(m);
+    }
+    static uint64_t midpoint(size_t i) {
+        if (i < 64) return i;
+        int e = static_cast<int>(i / 64) + 5;
+        uint64_t m = i % 64;
+        uint64_t lo = (64 + m) << (e - 6);
+        uint64_t width = 1ULL << (e - 6);
+        return lo + width / 2;
+    }
+    std::array<uint64_t, 64 * 60> counts_{};
+    uint64_t n_ = 0;
+    uint64_t sum_ = 0;
+    uint64_t max_ = 0;
+};
+
+struct Stats {
+    uint64_t sent = 0;
+    uint64_t answered = 0;
+    uint64_t timeouts = 0;     // no answer within -t
+    uint64_t conn_lost = 0;    // in flight on a TCP connection that closed
+    uint64_t unexpected = 0;   // answer for an ID not in flight (late, duplicate)
+    uint64_t mismatched = 0;   // ID in flight but the question differs
+    uint64_t malformed = 0;    // too short, QR=0, or bad TCP framing
+    uint64_t truncated = 0;
+    uint64_t send_errors = 0;
+    uint64_t reconnects = 0;
+    std::array<uint64_t, 16> rcodes{};
+    Histogram latency;
+};
+
+const char* rcode_name(size_t r) {
+    static const char* names[16] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                    "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+                                    "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14",
+                                    "RCODE15"};
+    return r < 16 ? names[r] : "?";
+}
+
+// ---------------------------------------------------------------- in-flight tracking
+
+// Wire IDs come from a random permutation of 0..65535; slot i of a flow uses ID perm[i].
+// So IDs look random to the server while the answer path maps ID -> slot in O(1).
+struct IdMap {
+    std::vector<uint16_t> perm, inverse;
+    explicit IdMap(uint32_t seed) : perm(65536), inverse(65536) {
+        for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<uint16_t>(i);
+        std::mt19937 rng(seed);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<uint16_t>(i);
+    }
+};
+
+struct Slot {
+    uint64_t sent_ns = 0;
+    uint32_t mix_index = 0;
+    bool busy = false;
+};
+
+// One UDP socket or TCP connection with its own ID space.
+struct Flow {
+    int fd = -1;
+    std::vector<Slot> slots;
+    std::vector<uint32_t> free_ring;  // FIFO of free slots: a timed-out ID is reused last
+    size_t free_head = 0, free_count = 0;
+    uint32_t inflight = 0;
+    // TCP only
+    bool connected = false;
+    uint64_t reconnect_at = 0;
+    std::vector<uint8_t> rbuf;
+    size_t rlen = 0;
+    std::vector<uint8_t> wbuf;
+    size_t woff = 0, wlen = 0;
+
+    void init(size_t cap) {
+        slots.assign(cap, Slot{});
+        free_ring.resize(cap);
+        for (size_t i = 0; i < cap; ++i) free_ring[i] = static_cast<uint32_t>(i);
+        free_head = 0;
+        free_count = cap;
+        inflight = 0;
+    }
+    uint32_t take() {
+        uint32_t s = free_ring[free_head];
+        free_head = (free_head + 1) % free_ring.size();
+        --free_count;
+        return s;
+    }
+    void give(uint32_t s) {
+        free_ring[(free_head + free_count) % free_ring.size()] = s;
+        ++free_count;
+    }
+};
+
+class Runner {
+public:
+    Runner(const Options& o, const Mix& mix) : o_(o), mix_(mix), ids_(o.seed) {}
+
+    int run();
+
+private:
+    void open_udp();
+    void tcp_connect(Flow& f);
+    void tcp_close(Flow& f, uint64_t now);
+    bool resolve();
+    void send_udp(Flow& f, size_t n, uint64_t now);
+    void send_tcp(Flow& f, size_t n, uint64_t now);
+    void flush_tcp(Flow& f, uint64_t now);
+    void recv_udp(Flow& f);
+    void recv_tcp(Flow& f, uint64_t now);
+    void on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now);
+    void expire(uint64_t now);
+    uint32_t stamp(Flow& f, uint8_t* dst, uint64_t now);
+    int run_idle();
+    void report(uint64_t start, uint64_t send_end, uint64_t last_answer);
+
+    const Options& o_;
+    const Mix& mix_;
+    IdMap ids_;
+    Stats st_;
+    std::vector<Flow> flows_;
+    int ep_ = -1;
+    sockaddr_storage addr_{};
+    socklen_t addrlen_ = 0;
+    size_t next_mix_ = 0;
+    uint64_t total_inflight_ = 0;
+    uint64_t last_answer_ns_ = 0;
+    bool sending_ = true;
+    // UDP batch scratch: one query buffer / receive buffer per batch entry.
+    std::vector<uint8_t> sbuf_ = std::vector<uint8_t>(kBatch * kMaxQuery);
+    std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kBatch * kUdpRecvSize);
+};
+
+bool Runner::resolve() {
+    addrinfo hints{};
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(o_.port);
+    if (getaddrinfo(o_.server.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) return false;
+    std::memcpy(&addr_, res->ai_addr, res->ai_addrlen);
+    addrlen_ = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+void set_buffers(int fd) {
+    // Loopback bursts of a whole batch per socket overflow the default buffers; we run as
+    // root in the bench, so FORCE lifts the sysctl cap; otherwise fall back quietly.
+    int sz = 4 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
+}
+
+size_t slot_capacity(int inflight) {
+    // Four times the window, so a freed ID is not handed out again while a late answer for
+    // its previous use may still be on the way.
+    size_t cap = 256;
+    while (cap < static_cast<size_t>(inflight) * 4 && cap < 65536) cap *= 2;
+    return cap;
+}
+
+void Runner::open_udp() {
+    for (auto& f : flows_) {
+        f.fd = socket(addr_.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (f.fd < 0) die_errno("socket");
+        set_buffers(f.fd);
+        // connect() lets the kernel drop datagrams from anyone but the server, and lets
+        // sendmmsg go without per-message addresses.
+        if (connect(f.fd, reinterpret_cast<sockaddr*>(&addr_), addrlen_) != 0) die_errno("connect");
+    }
+}
+
+void Runner::tcp_connect(Flow& f) {
+    f.fd = socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (f.fd < 0) die_errno("socket");
+    int one = 1;
+    setsockopt(f.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int r = connect(f.fd, reinterpret_cast<sockaddr*>(&addr_), addrlen_);
+    if (r != 0 && errno != EINPROGRESS) {
+        close(f.fd);
+        f.fd = -1;
+        f.reconnect_at = now_ns() + 10'000'000;  // back off, so a dead server is no busy loop
+        return;
+    }
+    f.connected = false;
+    f.rlen = 0;
+    f.woff = f.wlen = 0;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u32 = static_cast<uint32_t>(&f - flows_.data());
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, f.fd, &ev) != 0) die_errno("epoll_ctl");
+}
+
+void Runner::tcp_close(Flow& f, uint64_t now) {
+    epoll_ctl(ep_, EPOLL_CTL_DEL, f.fd, nullptr);
+    close(f.fd);
+    f.fd = -1;
+    f.connected = false;
+    for (uint32_t i = 0; i < f.slots.size(); ++i) {
+        if (f.slots[i].busy) {
+            f.slots[i].busy = false;
+            f.give(i);
+            ++st_.conn_lost;
+        }
+    }
+    total_inflight_ -= f.inflight;
+    f.inflight = 0;
+    f.reconnect_at = now + 10'000'000;
+}
+
+uint32_t Runner::stamp(Flow& f, uint8_t* dst, uint64_t now) {
+    size_t mi = next_mix_;
+    next_mix_ = (next_mix_ + 1) % mix_.size();
+    uint32_t slot = f.take();
+    uint16_t id = ids_.perm[slot];
+    uint16_t len = mix_.length[mi];
+    std::memcpy(dst, mix_.query(mi), len);
+    dst[0] = static_cast<uint8_t>(id >> 8);
+    dst[1] = static_cast<uint8_t>(id & 0xff);
+    f.slots[slot] = Slot{now, static_cast<uint32_t>(mi), true};
+    ++f.inflight;
+    ++total_inflight_;
+    ++st_.sent;
+    return len;
+}
+
+void Runner::send_udp(Flow& f, size_t n, uint64_t now) {
+    std::array<mmsghdr, kBatch> msgs{};
+    std::array<iovec, kBatch> iov{};
+    std::array<uint32_t, kBatch> slot_of{};
+    for (size_t i = 0; i < n; ++i) {
+        uint8_t* dst = sbuf_.data() + i * kMaxQuery;
+        slot_of[i] = f.free_ring[f.free_head];  // stamp() takes exactly this slot
+        uint32_t len = stamp(f, dst, now);
+        iov[i] = iovec{dst, len};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(f.fd, msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+    size_t done = r > 0 ? static_cast<size_t>(r) : 0;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS &&
+        errno != ECONNREFUSED) {
+        ++st_.send_errors;
+    }
+    // Whatever the kernel did not take was never sent: undo it so it neither counts as
+    // sent nor times out.
+    for (size_t i = done; i < n; ++i) {
+        Slot& s = f.slots[slot_of[i]];
+        s.busy = false;
+        f.give(slot_of[i]);
+        --f.inflight;
+        --total_inflight_;
+        --st_.sent;
+    }
+    if (done < n) {
+        // Keep the mix order identical to what was actually sent.
+        next_mix_ = (next_mix_ + mix_.size() - (n - done) % mix_.size()) % mix_.size();
+    }
+}
+
+void Runner::flush_tcp(Flow& f, uint64_t now) {
+    while (f.woff < f.wlen) {
+        ssize_t w = send(f.fd, f.wbuf.data() + f.woff, f.wlen - f.woff, MSG_NOSIGNAL);
+        if (w > 0) {
+            f.woff += static_cast<size_t>(w);
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (w < 0 && errno == EINTR) continue;
+        ++st_.send_errors;
+        tcp_close(f, now);
+        return;
+    }
+    f.woff = f.wlen = 0;
+}
+
+void Runner::send_tcp(Flow& f, size_t n, uint64_t now) {
+    // All n queries go out in one write: this is the pipelining the server must handle.
+    size_t need = f.wlen + n * (kMaxQuery + 2);
+    if (f.wbuf.size() < need) f.wbuf.resize(need);
+    for (size_t i = 0; i < n; ++i) {
+        uint8_t* dst = f.wbuf.data() + f.wlen;
+        uint32_t len = stamp(f, dst + 2, now);
+        dst[0] = static_cast<uint8_t>(len >> 8);
+        dst[1] = static_cast<uint8_t>(len & 0xff);
+        f.wlen += len + 2;
+    }
+    flush_tcp(f, now);
+}
+
+void Runner::on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now) {
+    if (len < 12 || (msg[2] & 0x80) == 0) {
+        ++st_.malformed;
+        return;
+    }
+    uint16_t id = static_cast<uint16_t>(msg[0] << 8 | msg[1]);
+    uint32_t slot = ids_.inverse[id];
+    if (slot >= f.slots.size() || !f.slots[slot].busy) {
+        ++st_.unexpected;
+        return;
+    }
+    Slot& s = f.slots[slot];
+    size_t qlen = mix_.question_len[s.mix_index];
+    const uint8_t* q = mix_.query(s.mix_index);
+    uint16_t qdcount = static_cast<uint16_t>(msg[4] << 8 | msg[5]);
+    // The server must echo the question byte for byte (0x20 case included).
+    bool same = qdcount == 1 && len >= 12 + qlen && std::memcmp(msg + 12, q + 12, qlen) == 0;
+    if (!same) ++st_.mismatched;
+    ++st_.answered;
+    ++st_.rcodes[msg[3] & 0x0f];
+    if (msg[2] & 0x02) ++st_.truncated;
+    st_.latency.add(now - s.sent_ns);
+    s.busy = false;
+    f.give(slot);
+    --f.inflight;
+    --total_inflight_;
+    last_answer_ns_ = now;
+}
+
+void Runner::recv_udp(Flow& f) {
+    std::array<mmsghdr, kBatch> msgs{};
+    std::array<iovec, kBatch> iov{};
+    for (;;) {
+        for (int i = 0; i < kBatch; ++i) {
+            iov[i] = iovec{rbuf_.data() + static_cast<size_t>(i) * kUdpRecvSize, kUdpRecvSize};
+            msgs[i].msg_hdr = msghdr{};
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int r = recvmmsg(f.fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (r <= 0) return;  // EAGAIN, or ECONNREFUSED from an ICMP error: nothing to read
+        uint64_t now = now_ns();
+        for (int i = 0; i < r; ++i) {
+            on_answer(f, static_cast<const uint8_t*>(iov[i].iov_base),
+                      std::min<size_t>(msgs[i].msg_len, kUdpRecvSize), now);
+        }
+        if (r < kBatch) return;
+    }
+}
+
+void Runner::recv_tcp(Flow& f, uint64_t now) {
+    if (f.rbuf.size() < kTcpReadBuf) f.rbuf.resize(kTcpReadBuf);
+    ssize_t r = recv(f.fd, f.rbuf.data() + f.rlen, f.rbuf.size() - f.rlen, 0);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        if (sending_) ++st_.reconnects;
+        tcp_close(f, now);
+        return;
+    }
+    if (r < 0) return;
+    f.rlen += static_cast<size_t>(r);
+    now = now_ns();
+    size_t off = 0;
+    // Answers may be split anywhere, even inside the length prefix; keep the tail.
+    while (f.rlen - off >= 2) {
+        size_t mlen = static_cast<size_t>(f.rbuf[off] << 8 | f.rbuf[off + 1]);
+        if (f.rlen - off - 2 < mlen) break;
+        on_answer(f, f.rbuf.data() + off + 2, mlen, now);
+        off += 2 + mlen;
+    }
+    if (off > 0) {
+        std::memmove(f.rbuf.data(), f.rbuf.data() + off, f.rlen - off);
+        f.rlen -= off;
+    }
+}
+
+void Runner::expire(uint64_t now) {
+    uint64_t limit = static_cast<uint64_t>(o_.timeout * 1e9);
+    for (auto& f : flows_) {
+        if (f.inflight == 0) continue;
+        for (uint32_t i = 0; i < f.slots.size(); ++i) {
+            Slot& s = f.slots[i];
+            if (s.busy && now - s.sent_ns > limit) {
+                s.busy = false;
+                f.give(i);
+                --f.inflight;
+                --total_inflight_;
+                ++st_.timeouts;
+            }
+        }
+    }
+}
+
+int Runner::run() {
+    if (!resolve()) die("-s must be a numeric IPv4 or IPv6 address: " + o_.server);
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) die_errno("epoll_create1");
+    if (o_.mode == Mode::TcpIdle) return run_idle();
+
+    flows_.resize(static_cast<size_t>(o_.conns));
+    size_t cap = slot_capacity(o_.inflight);
+    for (auto& f : flows_) f.init(cap);
+    if (o_.mode == Mode::Udp) {
+        open_udp();
+        for (size_t i = 0; i < flows_.size(); ++i) {
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.u32 = static_cast<uint32_t>(i);
+            if (epoll_ctl(ep_, EPOLL_CTL_ADD, flows_[i].fd, &ev) != 0) die_errno("epoll_ctl");
+        }
+    } else {
+        for (auto& f : flows_) tcp_connect(f);
+    }
+
+    const uint64_t start = now_ns();
+    const uint64_t send_deadline =
+        o_.duration > 0 ? start + static_cast<uint64_t>(o_.duration * 1e9) : UINT64_MAX;
+    const uint64_t timeout_ns = static_cast<uint64_t>(o_.timeout * 1e9);
+    uint64_t send_end = 0;
+    uint64_t next_expire = start + 10'000'000;
+    size_t rr = 0;
+    std::vector<epoll_event> events(256);
+
+    for (;;) {
+        uint64_t now = now_ns();
+        if (sending_ && (now >= send_deadline || (o_.max_queries && st_.sent >= o_.max_queries))) {
+            sending_ = false;
+            send_end = now;
+        }
+        if (!sending_ && (total_inflight_ == 0 || now - send_end > timeout_ns)) break;
+
+        bool more_to_send = false;
+        if (sending_) {
+            uint64_t budget = UINT64_MAX;
+            if (o_.rate > 0) {
+                auto due = static_cast<uint64_t>(o_.rate * static_cast<double>(now - start) / 1e9);
+                budget = due > st_.sent ? due - st_.sent : 0;
+            }
+            if (o_.max_queries) budget = std::min(budget, o_.max_queries - st_.sent);
+            // Round robin start, so no socket is favoured when the budget is short.
+            for (size_t k = 0; k < flows_.size() && budget > 0; ++k) {
+                Flow& f = flows_[(rr + k) % flows_.size()];
+                if (o_.mode == Mode::Tcp) {
+                    if (f.fd < 0) {
+                        if (now >= f.reconnect_at) tcp_connect(f);
+                        continue;
+                    }
+                    if (!f.connected) continue;
+                    if (f.wlen > 0) {
+                        flush_tcp(f, now);
+                        if (f.wlen > 0) continue;  // the server is not reading: wait
+                    }
+                }
+                size_t room = static_cast<size_t>(o_.inflight) - std::min<size_t>(f.inflight, o_.inflight);
+                room = std::min<size_t>(room, f.free_count);
+                size_t n = std::min<uint64_t>({room, budget, static_cast<uint64_t>(kBatch)});
+                if (n == 0) continue;
+                uint64_t before = st_.sent;
+                if (o_.mode == Mode::Udp) send_udp(f, n, now);
+                else send_tcp(f, n, now);
+                budget -= st_.sent - before;
+                if (st_.sent - before == n && room > n && o_.rate == 0) more_to_send = true;
+            }
+            rr = (rr + 1) % flows_.size();
+        }
+
+        // Closed loop: an answer is what frees room, so wait for one (at most 1 ms, for the
+        // timeout scan). Open loop: wake when the next query is due, so the rate is paced
+        // smoothly instead of in 1 ms bursts.
+        uint64_t wait_ns = more_to_send ? 0 : 1'000'000;
+        if (sending_ && o_.rate > 0 && !more_to_send) {
+            auto due = start + static_cast<uint64_t>(static_cast<double>(st_.sent + 1) * 1e9 / o_.rate);
+            uint64_t t = now_ns();
+            wait_ns = due > t ? std::min<uint64_t>(due - t, 1'000'000) : 0;
+        }
+        timespec wait_ts{0, static_cast<long>(wait_ns)};
+        int n = epoll_pwait2(ep_, events.data(), static_cast<int>(events.size()), &wait_ts, nullptr);
+        if (n < 0 && errno != EINTR) die_errno("epoll_wait");
+        for (int i = 0; i < n; ++i) {
+            Flow& f = flows_[events[i].data.u32];
+            if (o_.mode == Mode::Udp) {
+                recv_udp(f);
+                continue;
+            }
+            if (f.fd < 0) continue;
+            if (!f.connected && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err != 0) {
+                    tcp_close(f, now_ns());
+                    continue;
+                }
+                f.connected = true;
+                // From now on only readability matters; pending writes are retried by the loop.
+                epoll_event ev{};
+                ev.events = EPOLLIN;
+                ev.data.u32 = events[i].data.u32;
+                epoll_ctl(ep_, EPOLL_CTL_MOD, f.fd, &ev);
+            }
+            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) recv_tcp(f, now_ns());
+        }
+        now = now_ns();
+        if (now >= next_expire) {
+            expire(now);
+            next_expire = now + 10'000'000;
+        }
+    }
+    if (send_end == 0) send_end = now_ns();
+    // Anything still in flight after the drain is lost.
+    expire(UINT64_MAX / 2 + now_ns());
+    report(start, send_end, last_answer_ns_);
+    for (auto& f : flows_) {
+        if (f.fd >= 0) close(f.fd);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- idle connections
+
+int Runner::run_idle() {
+    enum class St : uint8_t { Pending, Connecting, Waiting, Idle, Failed, Closed };
+    struct Conn {
+        int fd = -1;
+        St st = St::Pending;
+    };
+    std::vector<Conn> conns(static_cast<size_t>(o_.conns));
+    size_t next = 0, connecting = 0, idle = 0, failed = 0, closed_in_hold = 0;
+    std::vector<epoll_event> events(256);
+    uint8_t query[kMaxQuery + 2];
+    uint32_t qlen = mix_.length[0];
+    std::memcpy(query + 2, mix_.query(0), qlen);
+    query[0] = static_cast<uint8_t>(qlen >> 8);
+    query[1] = static_cast<uint8_t>(qlen & 0xff);
+    uint8_t rbuf[4096];
+
+    const uint64_t start = now_ns();
+    const uint64_t setup_limit = start + static_cast<uint64_t>(std::max(o_.timeout, 1.0) * 1e9) +
+                                 static_cast<uint64_t>(conns.size()) * 1'000'000ULL;
+    auto fail = [&](Conn& c) {
+        epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+        close(c.fd);
+        c.fd = -1;
+        c.st = St::Failed;
+        ++failed;
+    };
+
+    // Phase 1: open in waves so the listen backlog never overflows, one query each, so
+    // the server has really accepted and served every connection before we measure.
+    while (idle + failed < conns.size() && now_ns() < setup_limit) {
+        while (next < conns.size() && connecting < kMaxConnecting) {
+            Conn& c = conns[next];
+            c.fd = socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (c.fd < 0) die_errno("socket (raise ulimit -n?)");
+            int r = connect(c.fd, reinterpret_cast<sockaddr*>(&addr_), addrlen_);
+            if (r != 0 && errno != EINPROGRESS) {
+                close(c.fd);
+                c.fd = -1;
+                c.st = St::Failed;
+                ++failed;
+                ++next;
+                continue;
+            }
+            epoll_event ev{};
+            ev.events = EPOLLOUT | EPOLLIN;
+            ev.data.u32 = static_cast<uint32_t>(next);
+            if (epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0) die_errno("epoll_ctl");
+            c.st = St::Connecting;
+            ++connecting;
+            ++next;
+        }
+        int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 10);
+        for (int i = 0; i < n; ++i) {
+            Conn& c = conns[events[i].data.u32];
+            if (c.st == St::Connecting) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err != 0 || (events[i].events & (EPOLLERR | EPOLLHUP))) {
+                    fail(c);
+                    --connecting;
+                    continue;
+                }
+                if (!(events[i].events & EPOLLOUT)) continue;
+                // A query this small always fits an empty socket buffer.
+                if (send(c.fd, query, qlen + 2, MSG_NOSIGNAL) != static_cast<ssize_t>(qlen + 2)) {
+                    fail(c);
+                    --connecting;
+                    continue;
+                }
+                epoll_event ev{};
+                ev.events = EPOLLIN;
+                ev.data.u32 = events[i].data.u32;
+                epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+                c.st = St::Waiting;
+            } else if (c.st == St::Waiting) {
+                ssize_t r = recv(c.fd, rbuf, sizeof rbuf, 0);
+                if (r <= 0) {
+                    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                    fail(c);
+                    --connecting;
+                    continue;
+                }
+                // One short answer: we only need to know the server served us.
+                c.st = St::Idle;
+                ++idle;
+                --connecting;
+            }
+        }
+    }
+    // Whatever is not idle by now is given up, so the hold phase watches only idle ones.
+    for (auto& c : conns) {
+        if (c.fd >= 0 && c.st != St::Idle) {
+            epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+            close(c.fd);
+            c.fd = -1;
+            c.st = St::Failed;
+        }
+    }
+    uint64_t ready = now_ns();
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "READY {\"opened\":%zu,\"failed\":%zu,\"setup_s\":%.3f}\n", idle,
+                  conns.size() - idle, static_cast<double>(ready - start) / 1e9);
+    std::fputs(line, stdout);
+    std::fflush(stdout);
+
+    // Phase 2: hold. Only watch for the server closing connections (idle timeout, cap).
+    const uint64_t hold_end = ready + static_cast<uint64_t>(o_.duration * 1e9);
+    while (now_ns() < hold_end) {
+        int n = epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
+        for (int i = 0; i < n; ++i) {
+            Conn& c = conns[events[i].data.u32];
+            if (c.fd < 0) continue;
+            ssize_t r = recv(c.fd, rbuf, sizeof rbuf, 0);
+            if (r > 0 || (r < 0 && errno == EAGAIN)) continue;
+            epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
+            close(c.fd);
+            c.fd = -1;
+            if (c.st == St::Idle) ++closed_in_hold;
+            c.st = St::Closed;
+        }
+    }
+    for (auto& c : conns) {
+        if (c.fd >= 0) close(c.fd);
+    }
+    std::printf("{\"mode\":\"tcp-idle\",\"server\":\"%s\",\"port\":%u,\"connections\":%zu,"
+                "\"opened\":%zu,\"failed\":%zu,\"closed_by_server\":%zu,\"hold_s\":%.3f}\n",
+                o_.server.c_str(), o_.port, conns.size(), idle, conns.size() - idle,
+                closed_in_hold, o_.duration);
+    return 0;
+}
+
+// ---------------------------------------------------------------- report
+
+void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
+    double send_s = static_cast<double>(send_end - start) / 1e9;
+    // Answers that come back during the drain belong to the run; count them over the span
+    // up to the last answer, not the full drain timeout.
+    uint64_t end = std::max(send_end, last_answer);
+    double span_s = static_cast<double>(end - start) / 1e9;
+    double qps = span_s > 0 ? static_cast<double>(st_.answered) / span_s : 0;
+    double send_qps = send_s > 0 ? static_cast<double>(st_.sent) / send_s : 0;
+    uint64_t lost = st_.timeouts + st_.conn_lost;
+    const Histogram& h = st_.latency;
+    auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+    const char* mode = o_.mode == Mode::Udp ? "udp" : "tcp";
+
+    if (!o_.quiet) {
+        std::printf("mode %s  server %s:%u  %s  %d %s x %d in flight%s\n", mode, o_.server.c_str(),
+                    o_.port, o_.rate > 0 ? "open loop" : "closed loop", o_.conns,
+                    o_.mode == Mode::Udp ? "sockets" : "connections", o_.inflight,
+                    o_.edns ? "  EDNS 1232" : "");
+        if (o_.rate > 0) std::printf("target rate     %.0f q/s\n", o_.rate);
+        std::printf("sent            %" PRIu64 " in %.3f s (%.0f q/s)\n", st_.sent, send_s, send_qps);
+        std::printf("answered        %" PRIu64 " (%.0f q/s)\n", st_.answered, qps);
+        std::printf("lost            %" PRIu64 " (timeouts %" PRIu64 ", on closed connections %" PRIu64 ")\n",
+                    lost, st_.timeouts, st_.conn_lost);
+        std::printf("unexpected      %" PRIu64 "  mismatched %" PRIu64 "  malformed %" PRIu64
+                    "  truncated %" PRIu64 "  send errors %" PRIu64 "  reconnects %" PRIu64 "\n",
+                    st_.unexpected, st_.mismatched, st_.malformed, st_.truncated, st_.send_errors,
+                    st_.reconnects);
+        std::printf("latency us      p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
+                    us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
+                    us(h.percentile(99.9)), us(h.max()), h.mean() / 1000.0);
+        std::printf("rcodes         ");
+        for (size_t r = 0; r < st_.rcodes.size(); ++r) {
+            if (st_.rcodes[r]) std::printf(" %s %" PRIu64, rcode_name(r), st_.rcodes[r]);
+        }
+        std::printf("\n");
+    }
+    std::printf("{\"mode\":\"%s\",\"server\":\"%s\",\"port\":%u,\"connections\":%d,\"inflight\":%d,"
+                "\"target_rate\":%.0f,\"edns\":%s,\"duration_s\":%.3f,\"sent\":%" PRIu64
+                ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
+                ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
+                ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
+                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,"
+                "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
+                "\"rcodes\":{",
+                mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
+                o_.edns ? "true" : "false", send_s, st_.sent, st_.answered, lost, st_.timeouts,
+                st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
+                st_.send_errors, st_.reconnects, qps, send_qps, us(h.percentile(50)),
+                us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
+                h.mean() / 1000.0);
+    bool first = true;
+    for (size_t r = 0; r < st_.rcodes.size(); ++r) {
+        if (!st_.rcodes[r]) continue;
+        std::printf("%s\"%s\":%" PRIu64, first ? "" : ",", rcode_name(r), st_.rcodes[r]);
+        first = false;
+    }
+    std::printf("}}\n");
+    std::fflush(stdout);
+}
+
+void raise_fd_limit() {
+    // tcp-idle opens one descriptor per connection; lift the soft limit to the hard one.
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o = parse_options(argc, argv);
+    raise_fd_limit();
+    if (o.mode == Mode::TcpIdle) {
+        rlimit rl{};
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < static_cast<rlim_t>(o.conns) + 16) {
+            die("-c " + std::to_string(o.conns) + " needs more descriptors than ulimit -n allows (" +
+                std::to_string(rl.rlim_cur) + ")");
+        }
+    }
+    Mix mix = load_mix(o);
+    Runner runner(o, mix);
+    return runner.run();
+}

@@ -1,0 +1,526 @@
+#include "dns/policy.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace dp::dns {
+
+namespace {
+
+inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
+
+std::string to_lower(std::string_view s) {
+    std::string r(s);
+    for (char& c : r) c = static_cast<char>(lower(static_cast<uint8_t>(c)));
+    return r;
+}
+
+std::string strip_dot(std::string_view s) {
+    if (s.size() > 1 && s.back() == '.') s.remove_suffix(1);
+    return std::string(s);
+}
+
+bool label_is(const uint8_t* label, const char* text) {
+    const size_t n = std::strlen(text);
+    if (label[0] != n) return false;
+    for (size_t i = 0; i < n; ++i)
+        if (lower(label[1 + i]) != static_cast<uint8_t>(text[i])) return false;
+    return true;
+}
+
+// Is the wire name `inner` equal to or below the wire name `outer` (ignoring case)?
+bool at_or_below(const uint8_t* inner, const uint8_t* outer) {
+    const uint8_t* p = inner;
+    for (;;) {
+        if (name_equal_ci(p, outer)) return true;
+        if (*p == 0) return false;
+        p += 1 + *p;
+    }
+}
+
+constexpr uint16_t kOptSizeBase = 11;  // root owner + type + class + ttl + rdlength
+
+}  // namespace
+
+std::string txt_rdata(std::string_view text) {
+    std::string r;
+    do {
+        const size_t n = std::min<size_t>(text.size(), 255);
+        r.push_back(static_cast<char>(n));
+        r.append(text.substr(0, n));
+        text.remove_prefix(n);
+    } while (!text.empty());
+    return r;
+}
+
+bool parse_address(std::string_view text, std::vector<Ipv4>& v4, std::vector<Ipv6>& v6) {
+    const std::string s(text);
+    Ipv4 a4;
+    Ipv6 a6;
+    if (inet_pton(AF_INET, s.c_str(), a4.data()) == 1) {
+        v4.push_back(a4);
+        return true;
+    }
+    if (inet_pton(AF_INET6, s.c_str(), a6.data()) == 1) {
+        v6.push_back(a6);
+        return true;
+    }
+    return false;
+}
+
+NameServer parse_nameserver(std::string_view spec) {
+    const std::string whole(spec);
+    {
+        std::vector<Ipv4> a;
+        std::vector<Ipv6> b;
+        if (parse_address(spec, a, b))
+            throw ConfigError("nameserver '" + whole +
+                              "' is a bare address: give NAME[:ADDR[,ADDR...]], e.g. ns1.example.net:" + whole);
+    }
+    NameServer ns;
+    const size_t colon = spec.find(':');
+    const std::string_view name = spec.substr(0, colon);
+    std::string wire, err;
+    if (!encode_name(name, wire, err) || wire.size() < 3)
+        throw ConfigError("nameserver '" + whole + "': bad name: " + (err.empty() ? "root" : err));
+    // A dotted quad as a name is the original's bug (it ended up in the NS data): refuse it.
+    if (name.find_first_not_of("0123456789.") == std::string_view::npos)
+        throw ConfigError("nameserver '" + whole + "': name looks like an address");
+    ns.name = to_lower(strip_dot(name));
+    if (colon != std::string_view::npos) {
+        std::string_view rest = spec.substr(colon + 1);
+        if (rest.empty()) throw ConfigError("nameserver '" + whole + "': empty address list after ':'");
+        while (!rest.empty()) {
+            const size_t comma = rest.find(',');
+            const std::string_view addr = rest.substr(0, comma);
+            if (!parse_address(addr, ns.v4, ns.v6))
+                throw ConfigError("nameserver '" + whole + "': '" + std::string(addr) +
+                                  "' is not an IPv4 or IPv6 address");
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    return ns;
+}
+
+Policy::Policy(const PolicySettings& s) : s_(s) {
+    if (s_.nameservers.empty())
+        throw ConfigError("nameservers: at least one is required (-n/--nameserver NAME[:ADDR,...])");
+    if (s_.nameservers.size() > 13) throw ConfigError("nameservers: at most 13 are allowed");
+    for (const auto& n : s_.nameservers) {
+        Ns x;
+        std::string err;
+        if (!encode_name(n.name, x.wire, err)) throw ConfigError("nameservers: " + err);
+        x.lower = to_lower(strip_dot(n.name));
+        for (const auto& o : ns_)
+            if (o.lower == x.lower) throw ConfigError("nameservers: '" + n.name + "' is listed twice");
+        if (n.v4.size() + n.v6.size() > 8)
+            throw ConfigError("nameservers: '" + n.name + "' has more than 8 addresses");
+        x.v4 = n.v4;
+        x.v6 = n.v6;
+        ns_.push_back(std::move(x));
+    }
+    std::string rname = s_.soa_rname;
+    if (rname.empty()) {
+        const std::string& first = ns_.front().lower;
+        const size_t dot = first.find('.');
+        rname = "hostmaster." + (dot == std::string::npos ? first : first.substr(dot + 1));
+    }
+    std::string err;
+    if (!encode_name(rname, rname_wire_, err)) throw ConfigError("soa.rname: " + err);
+
+    if (s_.ttl > 0x7FFFFFFF || s_.ns_ttl > 0x7FFFFFFF || s_.soa_ttl > 0x7FFFFFFF || s_.soa_minimum > 0x7FFFFFFF)
+        throw ConfigError("ttl: must be below 2^31 (RFC 2181 8)");
+    for (const auto* mail : {&s_.rua, &s_.ruf})
+        if (mail->find_first_of(" ;\"\\") != std::string::npos)
+            throw ConfigError("rua/ruf: '" + *mail + "' contains a space, ';', quote or backslash");
+    if (s_.identity.size() > 64) throw ConfigError("identity: longer than 64 octets");
+    if (s_.caa_iodef.size() > 255) throw ConfigError("caa_iodef: longer than 255 octets");
+
+    spf_rdata_ = txt_rdata("v=spf1 -all");
+    std::string dmarc = "v=DMARC1; p=reject;";
+    if (!s_.rua.empty()) dmarc += " rua=mailto:" + s_.rua + ";";
+    if (!s_.ruf.empty()) dmarc += " ruf=mailto:" + s_.ruf + ";";
+    dmarc_rdata_ = txt_rdata(dmarc);
+    dkim_rdata_ = txt_rdata("v=DKIM1; p=");
+    if (!s_.identity.empty()) identity_rdata_ = txt_rdata(s_.identity);
+    // CAA (RFC 8659 4.1): flags, tag length, tag, value.
+    caa_issue_rdata_ = std::string("\0\x05issue;", 8);
+    if (!s_.caa_iodef.empty()) caa_iodef_rdata_ = std::string("\0\x05iodef", 7) + s_.caa_iodef;
+
+    psl_ = std::make_unique<PublicSuffix>(s_.psl_file, s_.psl_private);
+
+    auto load_list = [this](const std::vector<std::string>& from, StrSet& to, const char* key) {
+        for (const auto& d : from) {
+            const std::string name = to_lower(strip_dot(d));
+            const std::string reg = registrable_domain(name);
+            if (reg != name)
+                throw ConfigError(std::string(key) + ": '" + d + "' is not a registrable domain" +
+                                  (reg.empty() ? "" : " (its registrable domain is " + reg + ")"));
+            to.insert(name);
+        }
+    };
+    load_list(s_.allow, allow_, "allow");
+    load_list(s_.deny, deny_, "deny");
+}
+
+bool name_text(const Query& q, char* text, uint8_t* text_off) {
+    // Lower-case presentation form; a label holding a dot, a control or 8-bit octet
+    // cannot be a host name, so such a name has no registrable domain.
+    size_t t = 0;
+    const uint8_t* p = q.qname;
+    for (int i = 0; i < q.label_count; ++i) {
+        const uint8_t l = *p++;
+        text_off[i] = static_cast<uint8_t>(t);
+        for (uint8_t j = 0; j < l; ++j) {
+            const uint8_t c = *p++;
+            if (c <= 0x20 || c >= 0x7F || c == '.') return false;
+            text[t++] = static_cast<char>(lower(c));
+        }
+        text[t++] = '.';
+    }
+    if (t == 0) {
+        text[0] = '\0';
+        return false;
+    }
+    text[t - 1] = '\0';
+    return true;
+}
+
+int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off) const {
+    if (!name_text(q, text, text_off)) return 0;
+    // The longest public suffix decides; D is it plus one label.
+    for (int i = 0; i < q.label_count; ++i) {
+        if (psl_->is_public_suffix(text + text_off[i])) return i == 0 ? 0 : q.label_count - i + 1;
+    }
+    return 0;
+}
+
+std::string Policy::registrable_domain(std::string_view name) const {
+    std::string wire, err;
+    if (!encode_name(name, wire, err)) return {};
+    uint8_t msg[kHeaderSize + kMaxNameWire + 4] = {};
+    msg[5] = 1;  // QDCOUNT
+    std::memcpy(msg + kHeaderSize, wire.data(), wire.size());
+    Query q;
+    Malformed why;
+    if (parse_query(msg, kHeaderSize + wire.size() + 4, q, why) != ParseStatus::Ok) return {};
+    char text[kMaxNameWire + 1];
+    uint8_t off[kMaxLabels];
+    const int d = registrable_labels(q, text, off);
+    if (d == 0) return {};
+    return std::string(text + off[q.label_count - d]);
+}
+
+// Builds one answer. Lives only for the duration of Policy::respond.
+struct Responder {
+    const Policy& p;
+    const Query& q;
+    Writer& w;
+    uint16_t an = 0, ns = 0, ar = 0;
+
+    // Starts a record; returns the offset of RDLENGTH for finish().
+    size_t begin(uint16_t owner_ptr, uint16_t type, uint16_t klass, uint32_t ttl) {
+        w.name_pointer(owner_ptr);
+        w.u16(type);
+        w.u16(klass);
+        w.u32(ttl);
+        const size_t at = w.size();
+        w.u16(0);
+        return at;
+    }
+    void finish(size_t at) {
+        if (!w.overflow()) w.put_u16_at(at, static_cast<uint16_t>(w.size() - at - 2));
+    }
+    void raw(uint16_t owner_ptr, uint16_t type, uint16_t klass, uint32_t ttl, const std::string& rdata) {
+        const size_t at = begin(owner_ptr, type, klass, ttl);
+        w.bytes(rdata.data(), rdata.size());
+        finish(at);
+    }
+    void soa(uint16_t d_ptr, uint32_t ttl) {
+        const size_t at = begin(d_ptr, type::SOA, klass::IN, ttl);
+        w.name(reinterpret_cast<const uint8_t*>(p.ns_.front().wire.data()));
+        w.name(reinterpret_cast<const uint8_t*>(p.rname_wire_.data()));
+        w.u32(p.s_.soa_serial);
+        w.u32(p.s_.soa_refresh);
+        w.u32(p.s_.soa_retry);
+        w.u32(p.s_.soa_expire);
+        w.u32(p.s_.soa_minimum);
+        finish(at);
+    }
+    template <class Addr>
+    void addresses(uint16_t owner_ptr, const std::vector<Addr>& list, uint32_t ttl, uint16_t& count) {
+        const uint16_t t = sizeof(Addr) == 4 ? type::A : type::AAAA;
+        for (const auto& a : list) {
+            const size_t at = begin(owner_ptr, t, klass::IN, ttl);
+            w.bytes(a.data(), a.size());
+            finish(at);
+            ++count;
+        }
+    }
+};
+
+size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_cap, const Transport& t,
+                       Outcome& o) const {
+    Query q;
+    o = Outcome{};
+    const ParseStatus st = parse_query(msg, len, q, o.malformed);
+    if (st == ParseStatus::Drop) return 0;
+    o.qtype = q.qtype;
+
+    // Size the client accepts: 512 without EDNS (RFC 1035), its EDNS size capped at 1232.
+    size_t limit = out_cap < kMaxMessage ? out_cap : kMaxMessage;
+    if (!t.tcp) {
+        size_t udp = q.edns ? std::min<size_t>(q.edns_udp_size, kUdpPayloadCap) : 512;
+        limit = std::min(limit, udp);
+    }
+
+    // The OPT record goes last; reserve its room so truncation never loses it.
+    const bool send_nsid = q.edns && q.edns_nsid && !identity_rdata_.empty() && st == ParseStatus::Ok;
+    const bool send_keepalive = q.edns && q.edns_keepalive && t.tcp && st == ParseStatus::Ok;
+    size_t opt_size = 0;
+    if (q.edns) {
+        opt_size = kOptSizeBase;
+        if (send_nsid) opt_size += 4 + s_.identity.size();
+        if (send_keepalive) opt_size += 6;
+    }
+
+    Writer w(out, limit - opt_size);
+    HeaderFlags hf;
+    uint16_t rc = rcode::NOERROR;
+    Responder r{*this, q, w};
+
+    auto echo_question = [&] {
+        if (q.question_ok) {
+            w.bytes(msg + kHeaderSize, q.question_end - kHeaderSize);
+            w.remember_name(kHeaderSize);
+        }
+    };
+
+    if (st == ParseStatus::FormErr || st == ParseStatus::NotImp) {
+        rc = st == ParseStatus::FormErr ? rcode::FORMERR : rcode::NOTIMP;
+    } else if (q.edns && q.edns_version > 0) {
+        rc = rcode::BADVERS;  // RFC 6891 6.1.3
+    }
+
+    int d_labels = 0;
+    uint16_t d_ptr = 0;
+    bool want_soa = false;  // negative answer: SOA of D in authority
+
+    hf.rcode = rc;
+    if (rc != rcode::NOERROR) {
+        write_header(w, q, hf);
+        echo_question();
+    } else if (q.qclass != klass::IN) {
+        // CHAOS id.server / hostname.bind disclose the worker identity when configured.
+        char text[kMaxNameWire + 1];
+        uint8_t off[kMaxLabels];
+        const bool named = name_text(q, text, off);
+        const bool chaos_id = q.qclass == klass::CH && (q.qtype == type::TXT || q.qtype == type::ANY) &&
+                              !identity_rdata_.empty() && named &&
+                              (std::strcmp(text, "id.server") == 0 || std::strcmp(text, "hostname.bind") == 0);
+        if (chaos_id) {
+            hf.aa = true;
+            write_header(w, q, hf);
+            echo_question();
+            r.raw(kHeaderSize, type::TXT, klass::CH, 0, identity_rdata_);
+            r.an = 1;
+        } else {
+            rc = hf.rcode = rcode::REFUSED;
+            write_header(w, q, hf);
+            echo_question();
+        }
+    } else if (q.qtype == type::AXFR || q.qtype == type::IXFR) {
+        rc = hf.rcode = rcode::REFUSED;  // zones are synthesised; there is nothing to transfer
+        write_header(w, q, hf);
+        echo_question();
+    } else {
+        char text[kMaxNameWire + 1];
+        uint8_t text_off[kMaxLabels];
+        d_labels = registrable_labels(q, text, text_off);
+        bool refused = d_labels == 0;
+        const int rel = q.label_count - d_labels;  // labels left of D
+        const Ns* host = nullptr;
+        if (!refused && (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
+            for (const auto& n : ns_)
+                if (n.lower == text) host = &n;
+        }
+        if (!refused && !host) {
+            const std::string_view d(text + text_off[rel]);
+            if (!allow_.empty() && allow_.find(d) == allow_.end()) refused = true;
+            if (!deny_.empty() && deny_.find(d) != deny_.end()) refused = true;
+        }
+        if (refused) {
+            rc = hf.rcode = rcode::REFUSED;
+            write_header(w, q, hf);
+            echo_question();
+        } else {
+            hf.aa = true;
+            write_header(w, q, hf);
+            echo_question();
+            d_ptr = static_cast<uint16_t>(kHeaderSize + q.label_off[rel]);
+            auto label = [&](int i) { return q.qname + q.label_off[i]; };
+            // X: D itself, or a name under D whose first label does not start with '_'.
+            auto is_x = [&](int i) { return i == rel || (i < rel && label(i)[0] > 0 && label(i)[1] != '_'); };
+            const bool x = is_x(0);
+            const uint32_t ttl = s_.ttl;
+
+            // Which TXT record exists at this name, if any.
+            const std::string* txt = nullptr;
+            if (rel >= 1 && label_is(label(0), "_dmarc") && is_x(1)) {
+                txt = &dmarc_rdata_;
+            } else {
+                for (int i = 1; i < rel; ++i)
+                    if (label_is(label(i), "_domainkey") && is_x(i + 1)) {
+                        txt = &dkim_rdata_;
+                        break;
+                    }
+                if (!txt && x) txt = &spf_rdata_;
+            }
+
+            bool glue_required = false;
+            switch (q.qtype) {
+                case type::SOA:
+                    if (rel == 0) {
+                        r.soa(kHeaderSize, s_.soa_ttl);
+                        r.an = 1;
+                    }
+                    break;
+                case type::NS:
+                    if (rel == 0) {
+                        for (const auto& n : ns_) {
+                            const size_t at = r.begin(kHeaderSize, type::NS, klass::IN, s_.ns_ttl);
+                            w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));
+                            r.finish(at);
+                            ++r.an;
+                        }
+                    }
+                    break;
+                case type::TXT:
+                case type::ANY:  // RFC 8482: one small RRset (the TXT record) rather than everything
+                    if (txt) {
+                        r.raw(kHeaderSize, type::TXT, klass::IN, ttl, *txt);
+                        r.an = 1;
+                    } else if (q.qtype == type::ANY && host) {
+                        r.addresses(kHeaderSize, host->v4, s_.ns_ttl, r.an);
+                        r.addresses(kHeaderSize, host->v6, s_.ns_ttl, r.an);
+                    }
+                    break;
+                case type::MX:
+                    if (x) {
+                        r.raw(kHeaderSize, type::MX, klass::IN, ttl, std::string("\0\0\0", 3));  // RFC 7505
+                        r.an = 1;
+                    }
+                    break;
+                case type::CAA:
+                    if (x) {
+                        r.raw(kHeaderSize, type::CAA, klass::IN, ttl, caa_issue_rdata_);
+                        r.an = 1;
+                        if (!caa_iodef_rdata_.empty()) {
+                            r.raw(kHeaderSize, type::CAA, klass::IN, ttl, caa_iodef_rdata_);
+                            r.an = 2;
+                        }
+                    }
+                    break;
+                case type::A:
+                case type::AAAA: {
+                    const bool v4 = q.qtype == type::A;
+                    if (host) {
+                        if (v4) r.addresses(kHeaderSize, host->v4, s_.ns_ttl, r.an);
+                        else r.addresses(kHeaderSize, host->v6, s_.ns_ttl, r.an);
+                    } else if (rel == 0 || (rel == 1 && label_is(label(0), "www"))) {
+                        if (v4) r.addresses(kHeaderSize, s_.landing_a, ttl, r.an);
+                        else r.addresses(kHeaderSize, s_.landing_aaaa, ttl, r.an);
+                    }
+                    break;
+                }
+                default:
+                    break;
+            }
+            if (r.an == 0) {
+                want_soa = true;  // NODATA (RFC 2308 2.2)
+            } else if (q.qtype == type::NS) {
+                // Glue for every name server with addresses; required when the server is in D.
+                const uint8_t* d_wire = q.qname + q.label_off[rel];
+                const size_t mark = w.size();
+                for (const auto& n : ns_) {
+                    if (n.v4.empty() && n.v6.empty()) continue;
+                    if (at_or_below(reinterpret_cast<const uint8_t*>(n.wire.data()), d_wire)) glue_required = true;
+                }
+                if (!w.overflow()) {
+                    for (const auto& n : ns_) {
+                        for (const auto& a : n.v4) {
+                            w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));
+                            w.u16(type::A);
+                            w.u16(klass::IN);
+                            w.u32(s_.ns_ttl);
+                            w.u16(4);
+                            w.bytes(a.data(), 4);
+                            ++r.ar;
+                        }
+                        for (const auto& a : n.v6) {
+                            w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));
+                            w.u16(type::AAAA);
+                            w.u16(klass::IN);
+                            w.u32(s_.ns_ttl);
+                            w.u16(16);
+                            w.bytes(a.data(), 16);
+                            ++r.ar;
+                        }
+                    }
+                    if (w.overflow() && !glue_required) {
+                        w.rewind(mark);  // optional glue that does not fit is left out (RFC 9471)
+                        r.ar = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    if (want_soa && !w.overflow()) {
+        r.soa(d_ptr, std::min(s_.soa_ttl, s_.soa_minimum));
+        r.ns = 1;
+    }
+
+    if (w.overflow()) {
+        // Does not fit: header, question and OPT only, with TC=1 (RFC 2181 9).
+        w.rewind(q.question_ok ? q.question_end : kHeaderSize);
+        r.an = r.ns = r.ar = 0;
+        set_tc(out);
+        o.truncated = true;
+    }
+
+    size_t size = w.size();
+    if (q.edns) {
+        // Room for the OPT record was reserved in the writer's limit, so it always fits.
+        Writer ow(out + size, opt_size);
+        ow.u8(0);
+        ow.u16(type::OPT);
+        ow.u16(kUdpPayloadCap);
+        ow.u8(static_cast<uint8_t>(rc >> 4));  // extended rcode, upper 8 bits
+        ow.u8(0);                              // version 0
+        ow.u8(q.edns_do ? 0x80 : 0);           // DO copied (RFC 3225)
+        ow.u8(0);
+        ow.u16(static_cast<uint16_t>(opt_size - kOptSizeBase));
+        if (send_nsid) {
+            ow.u16(edns_opt::NSID);
+            ow.u16(static_cast<uint16_t>(s_.identity.size()));
+            ow.bytes(s_.identity.data(), s_.identity.size());
+        }
+        if (send_keepalive) {
+            ow.u16(edns_opt::TCP_KEEPALIVE);
+            ow.u16(2);
+            ow.u16(t.keepalive_100ms);
+        }
+        size += ow.size();
+        ++r.ar;
+    }
+    set_counts(out, q.question_ok ? 1 : 0, r.an, r.ns, r.ar);
+    o.rcode = rc;
+    o.answered = true;
+    return size;
+}
+
+}  // namespace dp::dns

@@ -1,0 +1,125 @@
+// The parking policy: turns a query into the answer DESIGN.md's table prescribes.
+// Knows nothing of sockets; every transport calls Policy::respond.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "dns/public_suffix.hpp"
+#include "dns/wire.hpp"
+
+namespace dp::dns {
+
+// A setting that cannot be used; the message names the setting.
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+using Ipv4 = std::array<uint8_t, 4>;
+using Ipv6 = std::array<uint8_t, 16>;
+
+struct NameServer {
+    std::string name;  // presentation form, lower case, no trailing dot
+    std::vector<Ipv4> v4;
+    std::vector<Ipv6> v6;
+};
+
+// Parses "NAME[:ADDR[,ADDR...]]"; throws ConfigError for a bare address or a bad part.
+NameServer parse_nameserver(std::string_view spec);
+// Parses an IPv4 or IPv6 address into one of the two outputs; false if neither.
+bool parse_address(std::string_view text, std::vector<Ipv4>& v4, std::vector<Ipv6>& v6);
+
+struct PolicySettings {
+    std::vector<NameServer> nameservers;  // first one is the SOA mname
+    std::string rua, ruf;                 // DMARC report addresses (without mailto:)
+    std::string caa_iodef;                // e.g. "mailto:security@example.net"; empty: none
+    std::string identity;                 // NSID and CHAOS id.server; empty: not disclosed
+    std::vector<Ipv4> landing_a;          // landing page at D and www.D; empty: NODATA
+    std::vector<Ipv6> landing_aaaa;
+    std::vector<std::string> allow;  // registrable domains; non-empty: only these are answered
+    std::vector<std::string> deny;   // registrable domains answered REFUSED
+    uint32_t ttl = 3600;             // TXT, MX, CAA, landing A/AAAA
+    uint32_t ns_ttl = 86400;         // NS, glue, name-server host A/AAAA
+    std::string soa_rname;           // empty: hostmaster.<parent of the first name server>
+    uint32_t soa_ttl = 3600;
+    uint32_t soa_serial = 1;
+    uint32_t soa_refresh = 10800;
+    uint32_t soa_retry = 3600;
+    uint32_t soa_expire = 604800;
+    uint32_t soa_minimum = 3600;  // negative-caching TTL (RFC 2308)
+    std::string psl_file;          // empty: newest of system file and built-in list
+    bool psl_private = false;      // also treat the PSL private section as suffixes
+};
+
+// What happened to one message, for metrics.
+struct Outcome {
+    bool answered = false;
+    bool truncated = false;
+    uint16_t qtype = 0;
+    uint16_t rcode = 0;  // full (extended) rcode, e.g. 16 for BADVERS
+    Malformed malformed = Malformed::None;
+};
+
+// Transport facts the answer depends on.
+struct Transport {
+    bool tcp = false;
+    uint16_t keepalive_100ms = 0;  // edns-tcp-keepalive value echoed over TCP (RFC 7828)
+};
+
+class Policy {
+public:
+    // Validates and precomputes everything; throws ConfigError.
+    explicit Policy(const PolicySettings& s);
+
+    // Answers the query in `msg` into `out` (capacity `out_cap`, at least 512).
+    // Returns the answer length, or 0 when the message must be dropped.
+    size_t respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_cap, const Transport& t,
+                   Outcome& o) const;
+
+    const PolicySettings& settings() const { return s_; }
+    const PublicSuffix& psl() const { return *psl_; }
+
+    // Registrable domain of a presentation-form name ("" if none), for tests and tools.
+    std::string registrable_domain(std::string_view name) const;
+
+private:
+    struct Ns {
+        std::string wire;  // uncompressed wire name
+        std::string lower;
+        std::vector<Ipv4> v4;
+        std::vector<Ipv6> v6;
+    };
+    struct StrHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using StrSet = std::unordered_set<std::string, StrHash, std::equal_to<>>;
+
+    // Labels of D counted from the right, or 0 when the name has no registrable domain.
+    int registrable_labels(const Query& q, char* text, uint8_t* text_off) const;
+
+    PolicySettings s_;
+    std::unique_ptr<PublicSuffix> psl_;
+    std::vector<Ns> ns_;
+    std::string rname_wire_;
+    std::string spf_rdata_, dmarc_rdata_, dkim_rdata_, identity_rdata_;
+    std::string caa_issue_rdata_, caa_iodef_rdata_;
+    StrSet allow_, deny_;
+
+    friend struct Responder;
+};
+
+// Lower-case presentation form of q's name (no trailing dot) and each label's offset in it;
+// false for the root or a label holding a dot, control or 8-bit octet.
+bool name_text(const Query& q, char* text, uint8_t* text_off);
+
+// TXT RDATA for a string: split into character-strings of at most 255 octets.
+std::string txt_rdata(std::string_view text);
+
+}  // namespace dp::dns

@@ -1,0 +1,84 @@
+#include "dns/policy_settings.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace dp::dns {
+
+uint32_t json_u32(const nlohmann::json& v, const std::string& key, uint64_t min, uint64_t max) {
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+        throw ConfigError(key + ": expected a non-negative integer, got " + v.dump());
+    const uint64_t n = v.get<uint64_t>();
+    if (n < min || n > max)
+        throw ConfigError(key + ": " + std::to_string(n) + " is out of range [" + std::to_string(min) + ", " +
+                          std::to_string(max) + "]");
+    return static_cast<uint32_t>(n);
+}
+
+std::string json_string(const nlohmann::json& v, const std::string& key) {
+    if (!v.is_string()) throw ConfigError(key + ": expected a string, got " + v.dump());
+    return v.get<std::string>();
+}
+
+bool json_bool(const nlohmann::json& v, const std::string& key) {
+    if (!v.is_boolean()) throw ConfigError(key + ": expected true or false, got " + v.dump());
+    return v.get<bool>();
+}
+
+std::vector<std::string> json_strings(const nlohmann::json& v, const std::string& key) {
+    if (!v.is_array()) throw ConfigError(key + ": expected an array of strings, got " + v.dump());
+    std::vector<std::string> r;
+    for (const auto& e : v) r.push_back(json_string(e, key));
+    return r;
+}
+
+bool apply_policy_key(PolicySettings& s, const std::string& key, const nlohmann::json& v) {
+    constexpr uint64_t kTtlMax = 0x7FFFFFFF;  // RFC 2181 8
+    if (key == "nameservers") {
+        s.nameservers.clear();
+        for (const auto& spec : json_strings(v, key)) s.nameservers.push_back(parse_nameserver(spec));
+    } else if (key == "rua") {
+        s.rua = json_string(v, key);
+    } else if (key == "ruf") {
+        s.ruf = json_string(v, key);
+    } else if (key == "caa_iodef") {
+        s.caa_iodef = json_string(v, key);
+    } else if (key == "identity") {
+        s.identity = json_string(v, key);
+    } else if (key == "landing") {
+        s.landing_a.clear();
+        s.landing_aaaa.clear();
+        for (const auto& a : json_strings(v, key))
+            if (!parse_address(a, s.landing_a, s.landing_aaaa))
+                throw ConfigError("landing: '" + a + "' is not an IPv4 or IPv6 address");
+    } else if (key == "allow") {
+        s.allow = json_strings(v, key);
+    } else if (key == "deny") {
+        s.deny = json_strings(v, key);
+    } else if (key == "ttl") {
+        s.ttl = json_u32(v, key, 0, kTtlMax);
+    } else if (key == "ns_ttl") {
+        s.ns_ttl = json_u32(v, key, 0, kTtlMax);
+    } else if (key == "psl_file") {
+        s.psl_file = json_string(v, key);
+    } else if (key == "psl_private") {
+        s.psl_private = json_bool(v, key);
+    } else if (key == "soa") {
+        if (!v.is_object()) throw ConfigError("soa: expected an object, got " + v.dump());
+        for (const auto& [k, x] : v.items()) {
+            const std::string name = "soa." + k;
+            if (k == "rname") s.soa_rname = json_string(x, name);
+            else if (k == "ttl") s.soa_ttl = json_u32(x, name, 0, kTtlMax);
+            else if (k == "serial") s.soa_serial = json_u32(x, name, 0, 0xFFFFFFFF);
+            else if (k == "refresh") s.soa_refresh = json_u32(x, name, 0, kTtlMax);
+            else if (k == "retry") s.soa_retry = json_u32(x, name, 0, kTtlMax);
+            else if (k == "expire") s.soa_expire = json_u32(x, name, 0, kTtlMax);
+            else if (k == "minimum") s.soa_minimum = json_u32(x, name, 0, kTtlMax);
+            else throw ConfigError(name + ": unknown setting");
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace dp::dns

@@ -1,0 +1,21 @@
+// Reading PolicySettings from JSON configuration (kept apart from the answer logic).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "dns/policy.hpp"
+
+namespace dp::dns {
+
+// Applies one top-level configuration key if it is a policy setting.
+// Returns false when `key` is not a policy key; throws ConfigError naming the key on a bad value.
+bool apply_policy_key(PolicySettings& s, const std::string& key, const nlohmann::json& value);
+
+// Helpers shared by every JSON configuration reader of the project.
+uint32_t json_u32(const nlohmann::json& v, const std::string& key, uint64_t min, uint64_t max);
+std::string json_string(const nlohmann::json& v, const std::string& key);
+bool json_bool(const nlohmann::json& v, const std::string& key);
+std::vector<std::string> json_strings(const nlohmann::json& v, const std::string& key);
+
+}  // namespace dp::dns

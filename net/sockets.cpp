@@ -1,0 +1,111 @@
+#include "net/sockets.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace dp::net {
+
+bool parse_host_port(const std::string& text, std::string& host, uint16_t& port, std::string& error) {
+    std::string p;
+    if (!text.empty() && text[0] == '[') {
+        const size_t close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = "'" + text + "' is not [IPV6]:PORT";
+            return false;
+        }
+        host = text.substr(1, close - 1);
+        p = text.substr(close + 2);
+    } else {
+        const size_t colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon) {
+            error = "'" + text + "' is not ADDR:PORT (write IPv6 as [ADDR]:PORT)";
+            return false;
+        }
+        host = text.substr(0, colon);
+        p = text.substr(colon + 1);
+    }
+    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoul(p) > 65535) {
+        error = "'" + text + "': bad port";
+        return false;
+    }
+    port = static_cast<uint16_t>(std::stoul(p));
+    sockaddr_storage ss;
+    socklen_t len;
+    if (!make_sockaddr(host, port, ss, len)) {
+        error = "'" + text + "': '" + host + "' is not an IPv4 or IPv6 address";
+        return false;
+    }
+    return true;
+}
+
+bool make_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& ss, socklen_t& len) {
+    std::memset(&ss, 0, sizeof ss);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        len = sizeof(sockaddr_in);
+        return true;
+    }
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        len = sizeof(sockaddr_in6);
+        return true;
+    }
+    return false;
+}
+
+int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport, std::string& error) {
+    sockaddr_storage ss;
+    socklen_t len;
+    const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                              std::to_string(port) + (type == SOCK_DGRAM ? "/udp" : "/tcp");
+    if (!make_sockaddr(host, port, ss, len)) {
+        error = "host: '" + host + "' is not an IPv4 or IPv6 address";
+        return -1;
+    }
+    const int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = "cannot create socket for " + where + ": " + std::strerror(errno);
+        return -1;
+    }
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        error = "cannot set SO_REUSEPORT on " + where + ": " + std::strerror(errno);
+        close(fd);
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6) {
+        // Listening on "::" serves IPv4 too unless the system says otherwise; be explicit.
+        const int zero = 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        error = "cannot bind " + where + ": " + std::strerror(errno);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+uint64_t raise_fd_limit() {
+    rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+}  // namespace dp::net

@@ -1,0 +1,21 @@
+// Socket set-up shared by the worker and the balancer.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+namespace dp::net {
+
+// Parses "ADDR:PORT" or "[V6ADDR]:PORT"; false with `error` set when malformed.
+bool parse_host_port(const std::string& text, std::string& host, uint16_t& port, std::string& error);
+// Fills `ss` for host/port; false when host is not a literal IPv4 or IPv6 address.
+bool make_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& ss, socklen_t& len);
+// A bound non-blocking socket (SOCK_DGRAM or SOCK_STREAM), SO_REUSEPORT when asked.
+// Returns the fd, or -1 with `error` naming the address and the reason.
+int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport, std::string& error);
+// Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
+uint64_t raise_fd_limit();
+
+}  // namespace dp::net

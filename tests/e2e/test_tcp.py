@@ -1,0 +1,221 @@
+"""TCP behaviour of the worker: pipelining (RFC 7766), split reads, idle timeout, the
+connection cap, bad length prefixes, and edns-tcp-keepalive (RFC 7828)."""
+
+import socket
+import struct
+import time
+
+import dns.edns
+import dns.message
+import dns.rcode
+import pytest
+
+import e2e_helpers as h
+from conftest import STANDARD_ARGS
+
+SPF = "v=spf1 -all"
+
+
+def check_spf_answer(reply, qid, qname):
+    r = dns.message.from_wire(reply)
+    assert r.id == qid
+    assert r.rcode() == dns.rcode.NOERROR
+    assert r.question[0].name.to_text() == qname
+    assert h.txt_strings(r.answer[0]) == [SPF]
+    return r
+
+
+def test_100_pipelined_queries_in_one_write(std_worker):
+    queries = [h.make_query(f"host{i}.example{i % 7}.com.", "TXT", qid=1000 + i) for i in range(100)]
+    blob = b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries))
+    with h.tcp_connect(std_worker.port, timeout=5) as s:
+        s.sendall(blob)
+        ids = []
+        for q in queries:
+            reply = h.tcp_recv(s)
+            check_spf_answer(reply, q.id, q.question[0].name.to_text())
+            ids.append(h.parse_header(reply)["id"])
+    assert ids == [q.id for q in queries], "answers must come back in query order"
+
+
+def test_query_split_byte_by_byte(std_worker):
+    q = h.make_query("sPlIt.example.com.", "TXT", qid=0x5151)
+    data = struct.pack("!H", len(q.to_wire())) + q.to_wire()
+    with h.tcp_connect(std_worker.port) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in data:
+            s.send(bytes([b]))
+            time.sleep(0.003)
+        check_spf_answer(h.tcp_recv(s), 0x5151, "sPlIt.example.com.")
+        # The same connection keeps working afterwards.
+        q2 = h.make_query("next.example.com.", "TXT", qid=0x5152)
+        h.tcp_send(s, q2.to_wire())
+        check_spf_answer(h.tcp_recv(s), 0x5152, "next.example.com.")
+
+
+def test_two_queries_split_across_odd_boundaries(std_worker):
+    q1 = h.make_query("one.example.com.", "TXT", qid=1)
+    q2 = h.make_query("two.example.com.", "TXT", qid=2)
+    blob = b"".join(struct.pack("!H", len(w)) + w for w in (q1.to_wire(), q2.to_wire()))
+    cuts = [1, len(q1.to_wire()) + 1, len(q1.to_wire()) + 3, len(blob) - 1]
+    with h.tcp_connect(std_worker.port) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        prev = 0
+        for c in cuts + [len(blob)]:
+            s.send(blob[prev:c])
+            prev = c
+            time.sleep(0.05)
+        check_spf_answer(h.tcp_recv(s), 1, "one.example.com.")
+        check_spf_answer(h.tcp_recv(s), 2, "two.example.com.")
+
+
+def test_several_connections_interleaved(std_worker):
+    socks = [h.tcp_connect(std_worker.port) for _ in range(8)]
+    try:
+        for rnd in range(3):
+            for i, s in enumerate(socks):
+                h.tcp_send(s, h.make_query(f"c{i}r{rnd}.example.com.", "TXT", qid=i * 10 + rnd).to_wire())
+            for i, s in reversed(list(enumerate(socks))):
+                check_spf_answer(h.tcp_recv(s), i * 10 + rnd, f"c{i}r{rnd}.example.com.")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_idle_timeout_closes_with_fin(worker_factory):
+    w = worker_factory(*STANDARD_ARGS, "--idle-timeout", "1")
+    with h.tcp_connect(w.port) as s:
+        q = h.make_query("idle.example.com.", "TXT", qid=77)
+        h.tcp_send(s, q.to_wire())
+        check_spf_answer(h.tcp_recv(s), 77, "idle.example.com.")
+        kind, info = h.wait_for_close(s, timeout=5)
+        assert kind == "fin", f"expected an orderly close (FIN) after the idle timeout, got {kind} {info!r}"
+        assert 0.5 <= info <= 4.0, f"closed after {info:.2f}s with --idle-timeout 1"
+
+
+def test_idle_timeout_without_any_query(worker_factory):
+    w = worker_factory(*STANDARD_ARGS, "--idle-timeout", "1")
+    with h.tcp_connect(w.port) as s:
+        kind, info = h.wait_for_close(s, timeout=5)
+        assert kind == "fin", f"expected FIN, got {kind} {info!r}"
+
+
+def test_connection_cap_evicts_least_recently_active(worker_factory):
+    w = worker_factory(*STANDARD_ARGS, "--max-connections", "3")
+    socks = []
+    try:
+        for i in range(4):
+            s = h.tcp_connect(w.port)
+            socks.append(s)
+            h.tcp_send(s, h.make_query(f"c{i}.example.com.", "TXT", qid=100 + i).to_wire())
+            if i < 3:
+                check_spf_answer(h.tcp_recv(s), 100 + i, f"c{i}.example.com.")
+            time.sleep(0.1)
+        # The fourth connection is served ...
+        check_spf_answer(h.tcp_recv(socks[3]), 103, "c3.example.com.")
+        # ... and the first (least recently active) one was closed with FIN.
+        kind, info = h.wait_for_close(socks[0], timeout=3)
+        assert kind == "fin", f"first connection: expected FIN on eviction, got {kind} {info!r}"
+        for i in (1, 2, 3):
+            h.tcp_send(socks[i], h.make_query(f"again{i}.example.com.", "TXT", qid=200 + i).to_wire())
+            check_spf_answer(h.tcp_recv(socks[i]), 200 + i, f"again{i}.example.com.")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_connection_cap_respects_activity(worker_factory):
+    """The evicted connection is the least recently *active*, not the oldest."""
+    w = worker_factory(*STANDARD_ARGS, "--max-connections", "3")
+    socks = []
+    try:
+        for i in range(3):
+            s = h.tcp_connect(w.port)
+            socks.append(s)
+            h.tcp_send(s, h.make_query(f"c{i}.example.com.", "TXT", qid=i).to_wire())
+            check_spf_answer(h.tcp_recv(s), i, f"c{i}.example.com.")
+            time.sleep(0.05)
+        # Make the first connection the most recently active one.
+        time.sleep(0.05)
+        h.tcp_send(socks[0], h.make_query("fresh.example.com.", "TXT", qid=9).to_wire())
+        check_spf_answer(h.tcp_recv(socks[0]), 9, "fresh.example.com.")
+        time.sleep(0.05)
+        s4 = h.tcp_connect(w.port)
+        socks.append(s4)
+        h.tcp_send(s4, h.make_query("c3.example.com.", "TXT", qid=3).to_wire())
+        check_spf_answer(h.tcp_recv(s4), 3, "c3.example.com.")
+        kind, info = h.wait_for_close(socks[1], timeout=3)
+        assert kind == "fin", f"second connection (least recently active): expected FIN, got {kind} {info!r}"
+        h.tcp_send(socks[0], h.make_query("still.example.com.", "TXT", qid=10).to_wire())
+        check_spf_answer(h.tcp_recv(socks[0]), 10, "still.example.com.")
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("length", [0, 5, 11])
+def test_short_length_prefix_closes(std_worker, length):
+    with h.tcp_connect(std_worker.port) as s:
+        s.sendall(struct.pack("!H", length) + b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00"[:length])
+        kind, info = h.wait_for_close(s, timeout=3)
+        assert kind in ("fin", "rst"), f"length prefix {length}: expected the connection closed, got {kind} {info!r}"
+    # The worker is fine afterwards.
+    h.query(std_worker.port, h.make_query("example.com.", "SOA"), "tcp")
+
+
+def test_garbage_after_good_query_still_answers_first(std_worker):
+    q = h.make_query("first.example.com.", "TXT", qid=0x0101)
+    with h.tcp_connect(std_worker.port) as s:
+        s.sendall(struct.pack("!H", len(q.to_wire())) + q.to_wire() + b"\x00\x03abc")
+        check_spf_answer(h.tcp_recv(s), 0x0101, "first.example.com.")
+        kind, info = h.wait_for_close(s, timeout=3)
+        assert kind in ("fin", "rst"), f"expected close after the bad length, got {kind} {info!r}"
+
+
+@pytest.mark.parametrize("idle,expected", [(None, 300), (7, 70)])
+def test_tcp_keepalive_option(worker_factory, idle, expected):
+    args = list(STANDARD_ARGS) + (["--idle-timeout", str(idle)] if idle else [])
+    w = worker_factory(*args)
+    ka = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+    q = h.make_query("example.com.", "TXT", edns=0, options=[ka])
+    r = dns.message.from_wire(h.tcp_exchange(w.port, q.to_wire()))
+    assert r.rcode() == dns.rcode.NOERROR
+    opt = h.edns_option(r, 11)
+    assert opt is not None, f"no edns-tcp-keepalive option in TCP answer: {r.options}"
+    data = h.option_data(opt)
+    assert len(data) == 2, f"keepalive option data {data!r} must be a 16-bit timeout"
+    assert struct.unpack("!H", data)[0] == expected, f"timeout {data!r}, expected {expected} (x100 ms)"
+
+    r = dns.message.from_wire(h.udp_exchange(w.port, q.to_wire()))
+    assert r.rcode() == dns.rcode.NOERROR
+    assert h.edns_option(r, 11) is None, "edns-tcp-keepalive must not be sent over UDP"
+
+
+def test_no_keepalive_unless_requested(std_worker):
+    q = h.make_query("example.com.", "TXT", edns=0)
+    r = dns.message.from_wire(h.tcp_exchange(std_worker.port, q.to_wire()))
+    assert h.edns_option(r, 11) is None
+
+
+def test_tcp_only_and_udp_only_modes(worker_factory):
+    wt = worker_factory(*STANDARD_ARGS, "--tcp")
+    h.query(wt.port, h.make_query("example.com.", "SOA"), "tcp")
+    assert h.udp_exchange(wt.port, h.make_query("example.com.", "SOA").to_wire(),
+                          timeout=h.NO_ANSWER_TIMEOUT) is None, "--tcp must not serve UDP"
+    wu = worker_factory(*STANDARD_ARGS, "--udp")
+    h.query(wu.port, h.make_query("example.com.", "SOA"), "udp")
+    with pytest.raises(OSError):
+        h.tcp_exchange(wu.port, h.make_query("example.com.", "SOA").to_wire(), timeout=1)
+
+
+def test_ipv6_listener(worker_factory):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    w = worker_factory(*STANDARD_ARGS, host="::1")
+    r = h.query(w.port, h.make_query("example.com.", "TXT"), "udp", host="::1")
+    assert h.txt_strings(r.answer[0]) == [SPF]
+    r = h.query(w.port, h.make_query("example.com.", "TXT"), "tcp", host="::1")
+    assert h.txt_strings(r.answer[0]) == [SPF]

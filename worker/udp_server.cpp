@@ -1,0 +1,117 @@
+#include "worker/udp_server.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "net/sockets.hpp"
+
+namespace dp::worker {
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+UdpServer::UdpServer(uv_loop_t* loop, WorkerContext& ctx) : loop_(loop), ctx_(ctx) {
+    for (int i = 0; i < kBatch; ++i) {
+        in_iov_[i] = {in_buf_[i], kInSize};
+        out_iov_[i] = {out_buf_[i], 0};
+    }
+}
+
+UdpServer::~UdpServer() {
+    if (fd_ >= 0) close(fd_);
+}
+
+bool UdpServer::start(std::string& error) {
+    const auto& c = ctx_.config;
+    fd_ = net::bind_socket(c.host, c.port, SOCK_DGRAM, c.reuseport, error);
+    if (fd_ < 0) return false;
+    // A deep receive queue absorbs bursts; SO_RCVBUFFORCE passes rmem_max when we are root.
+    const int size = static_cast<int>(c.udp_rcvbuf);
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    uv_poll_init_socket(loop_, &poll_, fd_);
+    poll_.data = this;
+    uv_poll_start(&poll_, UV_READABLE, on_readable);
+    polling_ = true;
+    return true;
+}
+
+void UdpServer::stop() {
+    if (polling_) {
+        uv_poll_stop(&poll_);
+        uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+        polling_ = false;
+    }
+}
+
+void UdpServer::on_readable(uv_poll_t* h, int status, int) {
+    if (status < 0) return;
+    static_cast<UdpServer*>(h->data)->drain();
+}
+
+void UdpServer::drain() {
+    WorkerMetrics& m = ctx_.metrics;
+    const dns::Policy& policy = *ctx_.policy;
+    const dns::Transport transport{false, 0};
+    for (int round = 0; round < kRounds; ++round) {
+        for (int i = 0; i < kBatch; ++i) {
+            in_[i].msg_hdr.msg_name = &peers_[i];
+            in_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+            in_[i].msg_hdr.msg_iov = &in_iov_[i];
+            in_[i].msg_hdr.msg_iovlen = 1;
+            in_[i].msg_hdr.msg_control = nullptr;
+            in_[i].msg_hdr.msg_controllen = 0;
+            in_[i].msg_hdr.msg_flags = 0;
+        }
+        const int got = recvmmsg(fd_, in_, kBatch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
+        const uint64_t t0 = now_ns();
+        int n_out = 0;
+        uint64_t in_bytes = 0, out_bytes = 0;
+        for (int i = 0; i < got; ++i) {
+            const size_t len = in_[i].msg_len;
+            in_bytes += len;
+            dns::Outcome o;
+            const size_t r = policy.respond(in_buf_[i], len, out_buf_[n_out], sizeof out_buf_[0], transport, o);
+            m.count(0, o);
+            if (r == 0) continue;
+            out_iov_[n_out].iov_base = out_buf_[n_out];
+            out_iov_[n_out].iov_len = r;
+            msghdr& mh = out_[n_out].msg_hdr;
+            mh.msg_name = &peers_[i];
+            mh.msg_namelen = in_[i].msg_hdr.msg_namelen;
+            mh.msg_iov = &out_iov_[n_out];
+            mh.msg_iovlen = 1;
+            mh.msg_control = nullptr;
+            mh.msg_controllen = 0;
+            mh.msg_flags = 0;
+            out_bytes += r;
+            ++n_out;
+        }
+        int sent = 0;
+        while (sent < n_out) {
+            const int s = sendmmsg(fd_, out_ + sent, static_cast<unsigned>(n_out - sent), MSG_DONTWAIT);
+            if (s > 0) {
+                sent += s;
+                continue;
+            }
+            if (s < 0 && errno == EINTR) continue;
+            // EAGAIN (send queue full) or a per-destination error: skip that datagram.
+            m.udp_send_failed.inc();
+            out_bytes -= out_[sent].msg_hdr.msg_iov->iov_len;
+            ++sent;
+        }
+        m.bytes_in[0].inc(in_bytes);
+        m.bytes_out[0].inc(out_bytes);
+        m.duration[0].observe_ns(now_ns() - t0, static_cast<uint64_t>(got));
+        if (got < kBatch) return;
+    }
+}
+
+}  // namespace dp::worker

@@ -1,0 +1,46 @@
+// UDP transport: readiness from libuv, batched recvmmsg/sendmmsg on the socket itself
+// (libuv 1.44 sends one datagram per system call), answers built in place.
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <string>
+
+#include "dns/wire.hpp"
+#include "worker/worker_context.hpp"
+
+namespace dp::worker {
+
+class UdpServer {
+public:
+    UdpServer(uv_loop_t* loop, WorkerContext& ctx);
+    ~UdpServer();
+    // Binds and starts; false with `error` set on failure.
+    bool start(std::string& error);
+    void stop();
+
+private:
+    static constexpr int kBatch = 64;     // datagrams per recvmmsg/sendmmsg
+    static constexpr int kRounds = 16;    // batches per readiness event before yielding to TCP
+    static constexpr size_t kInSize = 4096;
+
+    static void on_readable(uv_poll_t* h, int status, int events);
+    void drain();
+
+    uv_loop_t* loop_;
+    WorkerContext& ctx_;
+    int fd_ = -1;
+    uv_poll_t poll_{};
+    bool polling_ = false;
+
+    mmsghdr in_[kBatch];
+    iovec in_iov_[kBatch];
+    sockaddr_storage peers_[kBatch];
+    mmsghdr out_[kBatch];
+    iovec out_iov_[kBatch];
+    uint8_t in_buf_[kBatch][kInSize];
+    uint8_t out_buf_[kBatch][dns::kUdpPayloadCap];
+};
+
+}  // namespace dp::worker

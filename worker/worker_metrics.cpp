@@ -1,0 +1,75 @@
+#include "worker/worker_metrics.hpp"
+
+namespace dp::worker {
+
+namespace {
+constexpr const char* kTransportNames[WorkerMetrics::kTransports] = {"udp", "tcp"};
+struct TypeName {
+    uint16_t type;
+    const char* name;
+};
+// The types parking traffic is made of; everything else is "other".
+constexpr TypeName kTypes[WorkerMetrics::kQtypes - 1] = {
+    {1, "A"},    {2, "NS"},     {5, "CNAME"},  {6, "SOA"},   {12, "PTR"},  {15, "MX"},
+    {16, "TXT"}, {28, "AAAA"},  {33, "SRV"},   {43, "DS"},   {48, "DNSKEY"}, {64, "SVCB"},
+    {65, "HTTPS"}, {251, "IXFR"}, {252, "AXFR"}, {255, "ANY"}, {257, "CAA"}, {99, "SPF"}};
+constexpr const char* kRcodeNames[WorkerMetrics::kRcodes] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                                             "NOTIMP",  "REFUSED", "BADVERS",  "other"};
+constexpr const char* kCloseNames[] = {"idle", "evicted", "peer", "error", "shutdown", "bad_length"};
+}  // namespace
+
+int WorkerMetrics::qtype_index(uint16_t t) {
+    for (int i = 0; i < kQtypes - 1; ++i)
+        if (kTypes[i].type == t) return i;
+    return kQtypes - 1;
+}
+
+int WorkerMetrics::rcode_index(uint16_t rc) {
+    if (rc <= 5) return rc;
+    if (rc == 16) return 6;
+    return 7;
+}
+
+void WorkerMetrics::register_all(net::MetricsRegistry& r) const {
+    for (int t = 0; t < kTransports; ++t) {
+        for (int q = 0; q < kQtypes; ++q)
+            for (int c = 0; c < kRcodes; ++c)
+                r.counter("domain_park_queries_total", "Queries answered, by transport, query type and rcode",
+                          {{"transport", kTransportNames[t]},
+                           {"qtype", q < kQtypes - 1 ? kTypes[q].name : "other"},
+                           {"rcode", kRcodeNames[c]}},
+                          &queries[t][q][c]);
+        r.counter("domain_park_dropped_total", "Messages received and not answered (responses, runts)",
+                  {{"transport", kTransportNames[t]}}, &dropped[t]);
+        r.counter("domain_park_received_bytes_total", "DNS payload octets received",
+                  {{"transport", kTransportNames[t]}}, &bytes_in[t]);
+        r.counter("domain_park_sent_bytes_total", "DNS payload octets sent", {{"transport", kTransportNames[t]}},
+                  &bytes_out[t]);
+        r.histogram("domain_park_query_duration_seconds",
+                    "Time from receiving a batch of queries to handing its answers to the kernel",
+                    {{"transport", kTransportNames[t]}}, &duration[t]);
+    }
+    for (int m = 1; m < static_cast<int>(dns::Malformed::Count); ++m)
+        r.counter("domain_park_malformed_total", "Malformed messages, by reason",
+                  {{"reason", dns::malformed_name(static_cast<dns::Malformed>(m))}}, &malformed[m]);
+    r.counter("domain_park_udp_truncated_total", "UDP answers sent with TC=1 because they did not fit", {},
+              &udp_truncated);
+    r.counter("domain_park_udp_send_failed_total", "UDP answers the kernel refused (send buffer full)", {},
+              &udp_send_failed);
+    r.counter("domain_park_tcp_connections_accepted_total", "TCP connections accepted", {}, &tcp_accepted);
+    r.gauge("domain_park_tcp_connections_open", "TCP connections open (including closing ones)", {}, &tcp_open);
+    for (int c = 0; c < static_cast<int>(CloseReason::Count); ++c)
+        r.counter("domain_park_tcp_connections_closed_total", "TCP connections closed, by reason",
+                  {{"reason", kCloseNames[c]}}, &tcp_closed[c]);
+    r.counter("domain_park_tcp_read_paused_total",
+              "Times reading from a TCP connection paused because its unsent answers hit the cap", {},
+              &tcp_read_paused);
+    r.counter("domain_park_tcp_oversized_input_total", "TCP connections closed for buffering too much input", {},
+              &tcp_oversized_input);
+    r.counter("domain_park_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "success"}},
+              &reloads_ok);
+    r.counter("domain_park_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "failure"}},
+              &reloads_failed);
+}
+
+}  // namespace dp::worker
