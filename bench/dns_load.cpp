@@ -336,6 +336,7 @@ struct Stats {
     uint64_t truncated = 0;
     uint64_t send_errors = 0;
     uint64_t reconnects = 0;
+    uint64_t answer_bytes = 0;  // DNS message bytes of matched answers, framing excluded
     std::array<uint64_t, 16> rcodes{};
     Histogram latency;
 };
@@ -624,6 +625,7 @@ void Runner::on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now) {
     ++st_.answered;
     ++st_.rcodes[msg[3] & 0x0f];
     if (msg[2] & 0x02) ++st_.truncated;
+    st_.answer_bytes += len;
     st_.latency.add(now - s.sent_ns);
     s.busy = false;
     f.give(slot);
@@ -966,6 +968,8 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
     double qps = span_s > 0 ? static_cast<double>(st_.answered) / span_s : 0;
     double send_qps = send_s > 0 ? static_cast<double>(st_.sent) / send_s : 0;
     uint64_t lost = st_.timeouts + st_.conn_lost;
+    // Lets a reader check that two servers compared here send answers of similar size.
+    double avg_answer = st_.answered ? static_cast<double>(st_.answer_bytes) / static_cast<double>(st_.answered) : 0;
     const Histogram& h = st_.latency;
     auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
     const char* mode = o_.mode == Mode::Udp ? "udp" : "tcp";
@@ -977,7 +981,8 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                     o_.edns ? "  EDNS 1232" : "");
         if (o_.rate > 0) std::printf("target rate     %.0f q/s\n", o_.rate);
         std::printf("sent            %" PRIu64 " in %.3f s (%.0f q/s)\n", st_.sent, send_s, send_qps);
-        std::printf("answered        %" PRIu64 " (%.0f q/s)\n", st_.answered, qps);
+        std::printf("answered        %" PRIu64 " (%.0f q/s), %.1f bytes per answer\n", st_.answered, qps,
+                    avg_answer);
         std::printf("lost            %" PRIu64 " (timeouts %" PRIu64 ", on closed connections %" PRIu64 ")\n",
                     lost, st_.timeouts, st_.conn_lost);
         std::printf("unexpected      %" PRIu64 "  mismatched %" PRIu64 "  malformed %" PRIu64
@@ -998,13 +1003,13 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
                 ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
                 ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
-                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,"
+                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,"
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"rcodes\":{",
                 mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
                 o_.edns ? "true" : "false", send_s, st_.sent, st_.answered, lost, st_.timeouts,
                 st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
-                st_.send_errors, st_.reconnects, qps, send_qps, us(h.percentile(50)),
+                st_.send_errors, st_.reconnects, qps, send_qps, avg_answer, us(h.percentile(50)),
                 us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                 h.mean() / 1000.0);
     bool first = true;

@@ -1,1 +1,459 @@
+// Every row of DESIGN.md's answer table, through Policy::respond, decoded independently.
 #include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "dns/policy.hpp"
+#include "dns_test_util.hpp"
+
+using namespace dp::dns;
+using namespace dptest;
+
+namespace {
+
+PolicySettings base_settings() {
+    PolicySettings s;
+    s.nameservers.push_back(parse_nameserver("ns1.park.example:192.0.2.53,2001:db8::53"));
+    s.nameservers.push_back(parse_nameserver("ns2.park.example:192.0.2.54"));
+    s.rua = "agg@park.example";
+    s.identity = "worker-7";
+    return s;
+}
+
+struct Ask {
+    explicit Ask(const Policy& pol, bool over_tcp = false) : p(pol), tcp(over_tcp) {}
+    const Policy& p;
+    bool tcp;
+    size_t cap = 65535;
+    Outcome last{};
+    Msg operator()(const std::vector<uint8_t>& q) {
+        std::vector<uint8_t> out(cap);
+        size_t n = p.respond(q.data(), q.size(), out.data(), out.size(), Transport{tcp, 300}, last);
+        REQUIRE(n > 0);
+        out.resize(n);
+        return decode(out);
+    }
+    Msg operator()(const std::string& name, uint16_t t, const QueryOpts& o = {}) { return (*this)(make_query(name, t, o)); }
+};
+
+const Policy& policy() {
+    static Policy p(base_settings());
+    return p;
+}
+
+void check_soa_authority(const Msg& m, const std::string& zone) {
+    REQUIRE(m.ns.size() == 1);
+    CHECK(m.ns[0].type == type::SOA);
+    CHECK(m.ns[0].name == zone);
+    CHECK(m.ns[0].ttl == 3600);
+}
+
+void check_flags(const Msg& m, const QueryOpts& o = {}) {
+    CHECK(m.qr);
+    CHECK_FALSE(m.ra);
+    CHECK_FALSE(m.ad);
+    CHECK_FALSE(m.z);
+    CHECK(m.rd == o.rd);
+    CHECK(m.cd == o.cd);
+    CHECK(m.id == o.id);
+}
+
+}  // namespace
+
+TEST_CASE("SOA at D: mname is the first name server") {
+    Ask ask{policy()};
+    Msg m = ask("example.com", type::SOA);
+    check_flags(m);
+    CHECK(m.aa);
+    CHECK(m.rcode == rcode::NOERROR);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].name == "example.com.");
+    size_t off = m.an[0].rdata_off;
+    CHECK(read_name(m.raw, off) == "ns1.park.example.");
+    CHECK(read_name(m.raw, off) == "hostmaster.park.example.");
+    CHECK(rd16(m.raw, off) == 0);
+    CHECK(rd16(m.raw, off + 2) == 1);  // serial 1
+    CHECK(m.ns.empty());
+}
+
+TEST_CASE("NS at D with glue in the additional section") {
+    Ask ask{policy()};
+    Msg m = ask("example.org", type::NS);
+    CHECK(m.aa);
+    REQUIRE(m.an.size() == 2);
+    std::vector<std::string> targets;
+    for (auto& rr : m.an) {
+        size_t o = rr.rdata_off;
+        targets.push_back(read_name(m.raw, o));
+        CHECK(rr.ttl == 86400);
+    }
+    CHECK(targets == std::vector<std::string>{"ns1.park.example.", "ns2.park.example."});
+    REQUIRE(m.ar.size() == 3);
+    CHECK(m.ar[0].name == "ns1.park.example.");
+    CHECK(m.ar[0].type == type::A);
+    CHECK(m.ar[0].rdata == std::vector<uint8_t>{192, 0, 2, 53});
+    CHECK(m.ar[1].type == type::AAAA);
+    CHECK(m.ar[2].name == "ns2.park.example.");
+}
+
+TEST_CASE("TXT SPF at D and below, with 0x20 case echoed") {
+    Ask ask{policy()};
+    for (std::string name : {"eXample.COM", "www.Example.com", "a.b.c.example.com"}) {
+        Msg m = ask(name, type::TXT);
+        CHECK(m.aa);
+        CHECK(m.qname == name + ".");
+        REQUIRE(m.an.size() == 1);
+        CHECK(m.an[0].name == name + ".");
+        CHECK(txt(m.an[0]) == "v=spf1 -all");
+        CHECK(m.an[0].ttl == 3600);
+    }
+}
+
+TEST_CASE("DMARC at _dmarc.D and _dmarc.X, with rua and ruf") {
+    Ask ask{policy()};
+    Msg m = ask("_dmarc.example.com", type::TXT);
+    REQUIRE(m.an.size() == 1);
+    CHECK(txt(m.an[0]) == "v=DMARC1; p=reject; rua=mailto:agg@park.example;");
+    m = ask("_DMARC.mail.example.com", type::TXT);
+    REQUIRE(m.an.size() == 1);
+    CHECK(txt(m.an[0]) == "v=DMARC1; p=reject; rua=mailto:agg@park.example;");
+
+    PolicySettings s = base_settings();
+    s.rua.clear();
+    Policy bare(s);
+    Ask ask2{bare};
+    CHECK(txt(ask2("_dmarc.example.com", type::TXT).an.at(0)) == "v=DMARC1; p=reject;");
+    s.rua = "a@x.example";
+    s.ruf = "f@x.example";
+    Policy both(s);
+    Ask ask3{both};
+    CHECK(txt(ask3("_dmarc.example.com", type::TXT).an.at(0)) ==
+          "v=DMARC1; p=reject; rua=mailto:a@x.example; ruf=mailto:f@x.example;");
+}
+
+TEST_CASE("DKIM revoked key for any selector") {
+    Ask ask{policy()};
+    for (std::string name : {"s1._domainkey.example.com", "x.y._domainkey.sub.example.com", "_z._domainkey.example.com"}) {
+        Msg m = ask(name, type::TXT);
+        REQUIRE(m.an.size() == 1);
+        CHECK(txt(m.an[0]) == "v=DKIM1; p=");
+    }
+    // _domainkey.D itself has no selector: no TXT there.
+    Msg m = ask("_domainkey.example.com", type::TXT);
+    CHECK(m.an.empty());
+    check_soa_authority(m, "example.com.");
+}
+
+TEST_CASE("null MX and CAA at X; none at underscore names") {
+    Ask ask{policy()};
+    Msg m = ask("example.net", type::MX);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].rdata == std::vector<uint8_t>{0, 0, 0});
+    m = ask("shop.example.net", type::CAA);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].rdata == std::vector<uint8_t>{0, 5, 'i', 's', 's', 'u', 'e', ';'});
+    m = ask("_srv.example.net", type::MX);
+    CHECK(m.an.empty());
+    check_soa_authority(m, "example.net.");
+
+    PolicySettings s = base_settings();
+    s.caa_iodef = "mailto:sec@park.example";
+    Policy p(s);
+    Ask ask2{p};
+    m = ask2("example.net", type::CAA);
+    REQUIRE(m.an.size() == 2);
+    CHECK(std::string(m.an[1].rdata.begin() + 2, m.an[1].rdata.end()) == "iodefmailto:sec@park.example");
+}
+
+TEST_CASE("A/AAAA: NODATA unless a landing page is configured") {
+    Ask ask{policy()};
+    for (uint16_t t : {type::A, type::AAAA}) {
+        Msg m = ask("example.com", t);
+        CHECK(m.aa);
+        CHECK(m.rcode == rcode::NOERROR);
+        CHECK(m.an.empty());
+        check_soa_authority(m, "example.com.");
+    }
+    PolicySettings s = base_settings();
+    parse_address("198.51.100.7", s.landing_a, s.landing_aaaa);
+    parse_address("2001:db8::7", s.landing_a, s.landing_aaaa);
+    Policy p(s);
+    Ask ask2{p};
+    CHECK(ask2("example.com", type::A).an.at(0).rdata == std::vector<uint8_t>{198, 51, 100, 7});
+    CHECK(ask2("WWW.example.com", type::AAAA).an.size() == 1);
+    CHECK(ask2("other.example.com", type::A).an.empty());
+}
+
+TEST_CASE("name-server host names answer their configured addresses") {
+    Ask ask{policy()};
+    Msg m = ask("NS1.park.example", type::A);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].rdata == std::vector<uint8_t>{192, 0, 2, 53});
+    CHECK(m.an[0].ttl == 86400);
+    m = ask("ns2.park.example", type::AAAA);  // no IPv6 configured: NODATA, not a contradiction
+    CHECK(m.an.empty());
+    check_soa_authority(m, "park.example.");
+}
+
+TEST_CASE("NODATA with the SOA of D for every other type and below D") {
+    Ask ask{policy()};
+    for (uint16_t t : {type::DS, type::DNSKEY, type::HTTPS, type::SVCB, type::PTR, type::SRV, type::CNAME,
+                       uint16_t(65400)}) {
+        Msg m = ask("a.example.co.uk", t);
+        CHECK(m.aa);
+        CHECK(m.rcode == rcode::NOERROR);
+        CHECK(m.an.empty());
+        check_soa_authority(m, "example.co.uk.");
+    }
+    CHECK(ask("sub.example.com", type::NS).an.empty());
+    CHECK(ask("sub.example.com", type::SOA).an.empty());
+    check_soa_authority(ask("sub.example.com", type::NS), "example.com.");
+    // The SOA owner keeps the query's case (it points into the question).
+    check_soa_authority(ask("X.ExAmple.com", type::DS), "ExAmple.com.");
+}
+
+TEST_CASE("ANY gets one small RRset (RFC 8482)") {
+    Ask ask{policy()};
+    Msg m = ask("example.com", type::ANY);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].type == type::TXT);
+    m = ask("_other.example.com", type::ANY);
+    CHECK(m.an.empty());
+    check_soa_authority(m, "example.com.");
+}
+
+TEST_CASE("AXFR and IXFR are refused") {
+    Ask ask{policy(), true};
+    for (uint16_t t : {type::AXFR, type::IXFR}) {
+        Msg m = ask("example.com", t);
+        CHECK(m.rcode == rcode::REFUSED);
+        CHECK_FALSE(m.aa);
+    }
+}
+
+TEST_CASE("no registrable domain: REFUSED without AA") {
+    Ask ask{policy()};
+    for (std::string name : {"com", "co.uk", ".", "uk"}) {
+        Msg m = ask(name, type::SOA);
+        CHECK(m.rcode == rcode::REFUSED);
+        CHECK_FALSE(m.aa);
+        CHECK(m.an.empty());
+        CHECK(m.qdcount == 1);
+    }
+}
+
+TEST_CASE("allow and deny lists") {
+    PolicySettings s = base_settings();
+    s.deny = {"bad.example"};
+    Policy p(s);
+    Ask ask{p};
+    CHECK(ask("www.bad.example", type::TXT).rcode == rcode::REFUSED);
+    CHECK(ask("good.example", type::TXT).rcode == rcode::NOERROR);
+    s.deny.clear();
+    s.allow = {"good.example"};
+    Policy p2(s);
+    Ask ask2{p2};
+    CHECK(ask2("bad.example", type::TXT).rcode == rcode::REFUSED);
+    CHECK(ask2("x.good.example", type::TXT).rcode == rcode::NOERROR);
+    s.allow = {"sub.good.example"};
+    CHECK_THROWS_AS(Policy{s}, ConfigError);
+}
+
+TEST_CASE("opcode other than QUERY: NOTIMP") {
+    Ask ask{policy()};
+    QueryOpts o;
+    o.opcode = 4;  // NOTIFY
+    Msg m = ask("example.com", type::SOA, o);
+    CHECK(m.rcode == rcode::NOTIMP);
+    CHECK(m.opcode == 4);
+    CHECK_FALSE(m.aa);
+}
+
+TEST_CASE("FORMERR: QDCOUNT != 1, malformed question, several OPT") {
+    Ask ask{policy()};
+    QueryOpts o;
+    o.qdcount = 0;
+    Msg m = ask("example.com", type::A, o);
+    CHECK(m.rcode == rcode::FORMERR);
+    CHECK(ask.last.malformed == Malformed::QdCount);
+
+    auto q = make_query("example.com", type::A);
+    q[5] = 2;  // QDCOUNT 2 with one question
+    CHECK(ask(q).rcode == rcode::FORMERR);
+
+    auto bad = make_query("example.com", type::A);
+    bad.resize(bad.size() - 3);  // question cut short
+    m = ask(bad);
+    CHECK(m.rcode == rcode::FORMERR);
+    CHECK(m.qdcount == 0);
+
+    QueryOpts e;
+    e.edns = true;
+    auto two = make_query("example.com", type::A, e);
+    const std::vector<uint8_t> opt(two.end() - 11, two.end());
+    two.insert(two.end(), opt.begin(), opt.end());
+    two[11] = 2;
+    m = ask(two);
+    CHECK(m.rcode == rcode::FORMERR);
+    CHECK(ask.last.malformed == Malformed::MultipleOpt);
+}
+
+TEST_CASE("responses and runts are dropped") {
+    std::vector<uint8_t> out(512);
+    Outcome o;
+    QueryOpts r;
+    r.qr = true;
+    auto q = make_query("example.com", type::A, r);
+    CHECK(policy().respond(q.data(), q.size(), out.data(), out.size(), Transport{}, o) == 0);
+    CHECK(o.malformed == Malformed::IsResponse);
+    CHECK(policy().respond(q.data(), 11, out.data(), out.size(), Transport{}, o) == 0);
+    CHECK(o.malformed == Malformed::TooShort);
+}
+
+TEST_CASE("class other than IN: REFUSED; CHAOS identity") {
+    Ask ask{policy()};
+    QueryOpts ch;
+    ch.qclass = klass::CH;
+    Msg m = ask("id.server", type::TXT, ch);
+    CHECK(m.rcode == rcode::NOERROR);
+    REQUIRE(m.an.size() == 1);
+    CHECK(m.an[0].klass == klass::CH);
+    CHECK(txt(m.an[0]) == "worker-7");
+    CHECK(ask("HOSTNAME.BIND", type::TXT, ch).an.size() == 1);
+    CHECK(ask("version.bind", type::TXT, ch).rcode == rcode::REFUSED);
+    QueryOpts hs;
+    hs.qclass = 4;
+    CHECK(ask("example.com", type::TXT, hs).rcode == rcode::REFUSED);
+
+    PolicySettings s = base_settings();
+    s.identity.clear();
+    Policy anon(s);
+    Ask ask2{anon};
+    CHECK(ask2("id.server", type::TXT, ch).rcode == rcode::REFUSED);
+}
+
+TEST_CASE("EDNS: BADVERS, NSID, keepalive over TCP only, DO copied, unknown options ignored") {
+    Ask ask{policy()};
+    QueryOpts v1;
+    v1.edns = true;
+    v1.version = 1;
+    Msg m = ask("example.com", type::TXT, v1);
+    CHECK(m.rcode == rcode::BADVERS);
+    CHECK(m.has_opt);
+    CHECK(m.opt_version == 0);
+    CHECK(m.an.empty());
+
+    QueryOpts e;
+    e.edns = true;
+    e.nsid = true;
+    e.keepalive = true;
+    e.do_bit = true;
+    m = ask("example.com", type::TXT, e);
+    CHECK(m.has_opt);
+    CHECK(m.opt_do);
+    CHECK(m.opt_udp == 1232);
+    REQUIRE(m.opt_options.size() == 1);  // UDP: no keepalive
+    CHECK(m.opt_options[0].first == edns_opt::NSID);
+    CHECK(std::string(m.opt_options[0].second.begin(), m.opt_options[0].second.end()) == "worker-7");
+
+    Ask tcp{policy(), true};
+    m = tcp("example.com", type::TXT, e);
+    REQUIRE(m.opt_options.size() == 2);
+    CHECK(m.opt_options[1].first == edns_opt::TCP_KEEPALIVE);
+    CHECK(m.opt_options[1].second == std::vector<uint8_t>{0x01, 0x2C});  // 300 x 100 ms
+
+    // An unknown option (code 65001) is ignored.
+    auto q = make_query("example.com", type::TXT, QueryOpts{.edns = true});
+    q.insert(q.end(), {0xFD, 0xE9, 0, 1, 0x42});
+    q[q.size() - 6] = 5;  // OPT RDLENGTH
+    m = ask(q);
+    CHECK(m.rcode == rcode::NOERROR);
+    CHECK(m.an.size() == 1);
+    CHECK(m.opt_options.empty());
+}
+
+TEST_CASE("TC over UDP when the answer does not fit the client's size") {
+    PolicySettings s;
+    for (int i = 0; i < 13; ++i) {
+        std::string name = "ns" + std::to_string(i) + ".a-rather-long-name-server-label-for-testing.park.example";
+        s.nameservers.push_back(parse_nameserver(name + ":192.0.2." + std::to_string(i + 1) + ",2001:db8::" +
+                                                 std::to_string(i + 1)));
+    }
+    Policy p(s);
+    Ask udp{p};
+    Msg m = udp("example.com", type::NS);
+    // Out-of-zone glue is optional: the NS set fits in 512 once the glue is left out.
+    CHECK_FALSE(m.tc);
+    CHECK(m.an.size() == 13);
+    CHECK(m.raw.size() <= 512);
+
+    Ask tcp{p, true};
+    m = tcp("example.com", type::NS);
+    CHECK(m.an.size() == 13);
+    CHECK(m.ar.size() == 26);
+    CHECK(m.raw.size() > 512);
+
+    QueryOpts e;
+    e.edns = true;
+    e.udp_size = 4096;  // capped at 1232
+    m = udp("example.com", type::NS, e);
+    CHECK(m.raw.size() <= 1232);
+
+    // Glue for servers inside D is required: if it does not fit, TC=1.
+    m = udp("park.example", type::NS);
+    CHECK(m.tc);
+    CHECK(m.an.empty());
+    CHECK(m.qdcount == 1);
+    CHECK(udp.last.truncated);
+    e.udp_size = 512;
+    m = udp("park.example", type::NS, e);
+    CHECK(m.tc);
+    CHECK(m.has_opt);
+}
+
+TEST_CASE("registrable domains by the Public Suffix List") {
+    const Policy& p = policy();
+    CHECK(p.registrable_domain("a.b.example.co.uk") == "example.co.uk");
+    CHECK(p.registrable_domain("co.uk").empty());
+    CHECK(p.registrable_domain("com").empty());
+    CHECK(p.registrable_domain(".").empty());
+    CHECK(p.registrable_domain("WWW.Example.COM") == "example.com");
+    CHECK(p.registrable_domain("shop.example.xn--p1ai") == "example.xn--p1ai");  // .рф in punycode
+    CHECK(p.registrable_domain("foo.bar.blogspot.com") == "blogspot.com");      // ICANN section only
+
+    PolicySettings s = base_settings();
+    s.psl_private = true;
+    Policy priv(s);
+    CHECK(priv.registrable_domain("foo.bar.blogspot.com") == "bar.blogspot.com");
+
+    const std::string l63(63, 'a');
+    CHECK(p.registrable_domain(l63 + ".example.com") == "example.com");
+    CHECK(p.registrable_domain(l63 + ".com") == l63 + ".com");
+    // 255 octets on the wire: 4 labels of 63 (with their length octets 256) is too long,
+    // 3 x 63 + 61 + root is exactly 255.
+    const std::string l61(61, 'b');
+    Ask ask{p};
+    Msg m = ask(l63 + "." + l63 + "." + l63 + "." + l61, type::TXT);
+    CHECK(m.rcode == rcode::NOERROR);
+    CHECK(m.an.size() == 1);
+    auto q = make_query(l63 + "." + l63 + "." + l63 + "." + l63, type::TXT);
+    CHECK(ask(q).rcode == rcode::FORMERR);
+}
+
+TEST_CASE("a label holding a dot or 8-bit octets has no registrable domain") {
+    Ask ask{policy()};
+    auto q = make_query("ab.example.com", type::TXT);
+    q[12 + 2] = '.';  // "a.b" as one label
+    CHECK(ask(q).rcode == rcode::REFUSED);
+    q[12 + 2] = 0xC3;
+    CHECK(ask(q).rcode == rcode::REFUSED);
+}
+
+TEST_CASE("name compression: owners point into the question") {
+    Ask ask{policy()};
+    Msg m = ask("www.example.com", type::DS);
+    // SOA owner example.com is a pointer to offset 12 + 4.
+    const size_t rr = 12 + 17 + 4;
+    CHECK(m.raw[rr] == 0xC0);
+    CHECK(m.raw[rr + 1] == 16);
+}
