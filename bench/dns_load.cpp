@@ -969,6 +969,11 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
     double send_qps = send_s > 0 ? static_cast<double>(st_.sent) / send_s : 0;
     uint64_t lost = st_.timeouts + st_.conn_lost;
     // Lets a reader check that two servers compared here send answers of similar size.
+    // The generator's own CPU time: near one full core means it, not the server, was the limit.
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     double avg_answer = st_.answered ? static_cast<double>(st_.answer_bytes) / static_cast<double>(st_.answered) : 0;
     const Histogram& h = st_.latency;
     auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
@@ -989,6 +994,8 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                     "  truncated %" PRIu64 "  send errors %" PRIu64 "  reconnects %" PRIu64 "\n",
                     st_.unexpected, st_.mismatched, st_.malformed, st_.truncated, st_.send_errors,
                     st_.reconnects);
+        std::printf("generator cpu   %.2f s (%.0f%% of one core over the run)\n", cpu_s,
+                    span_s > 0 ? 100.0 * cpu_s / span_s : 0.0);
         std::printf("latency us      p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
                     us(h.percentile(50)), us(h.percentile(90)), us(h.percentile(99)),
                     us(h.percentile(99.9)), us(h.max()), h.mean() / 1000.0);
@@ -1003,13 +1010,13 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
                 ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
                 ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
-                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,"
+                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,\"cpu_s\":%.3f,"
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"rcodes\":{",
                 mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
                 o_.edns ? "true" : "false", send_s, st_.sent, st_.answered, lost, st_.timeouts,
                 st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
-                st_.send_errors, st_.reconnects, qps, send_qps, avg_answer, us(h.percentile(50)),
+                st_.send_errors, st_.reconnects, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
                 us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                 h.mean() / 1000.0);
     bool first = true;

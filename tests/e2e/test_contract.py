@@ -140,7 +140,7 @@ def test_dmarc_without_reporting(plain_worker, transport):
 
 
 @pytest.mark.parametrize("qname", ["default._domainkey.example.com.", "s1._domainkey.www.example.com.",
-                                   "google._domainkey.example.co.uk."])
+                                   "google._domainkey.example.co.uk.", "a.b._domainkey.example.com."])
 def test_dkim_revoked(std_worker, transport, qname):
     rrset = single_answer(ask(std_worker, transport, qname, "TXT"), qname, "TXT", TXT_TTL)
     assert h.txt_strings(rrset) == [DKIM]
@@ -203,6 +203,9 @@ def test_nameserver_host_without_ipv6_is_nodata(std_worker, transport):
     ("a.b.example.co.uk.", "A", "example.co.uk."),
     ("_foo.example.com.", "TXT", "example.com."),
     ("_foo.example.com.", "MX", "example.com."),
+    ("_dmarc.example.com.", "MX", "example.com."),
+    ("_dmarc.example.com.", "CAA", "example.com."),
+    ("sel._domainkey.example.com.", "MX", "example.com."),
 ])
 def test_other_types_nodata(std_worker, transport, qname, qtype, zone):
     assert_nodata(ask(std_worker, transport, qname, qtype), zone)
@@ -252,6 +255,7 @@ def test_no_registrable_domain_refused(std_worker, transport, qname, qtype):
     ("CH", "example.com.", "TXT"),
     ("HS", "example.com.", "A"),
     (254, "example.com.", "A"),      # class NONE
+    (255, "example.com.", "TXT"),    # class ANY
     (3, "version.bind.", "TXT"),     # CHAOS, but not an identity name
     (3, "id.server.", "A"),          # CHAOS identity name, wrong type
 ])
@@ -339,6 +343,37 @@ def test_edns0_answer_has_opt_and_ignores_unknown_option(std_worker, transport):
     assert h.txt_strings(rrset) == [SPF]
     assert r.edns == 0, "an EDNS query gets an OPT record back"
     assert h.edns_option(r, 65001) is None, "unknown options must not be echoed"
+
+
+def test_do_bit_copied(std_worker, transport):
+    # RFC 3225 3: the DO bit of the query is copied into the response.
+    q = h.make_query("example.com.", "TXT", edns=0)
+    q.want_dnssec(True)
+    r = h.query(std_worker.port, q, transport)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert r.ednsflags & dns.flags.DO, "DO bit not copied"
+    r = ask(std_worker, transport, "example.com.", "TXT", edns=0)
+    assert not r.ednsflags & dns.flags.DO
+
+
+def test_longest_name(std_worker, transport):
+    labels = ["a" * 63, "b" * 63, "c" * 63, "d" * 49, "example", "com"]  # 255 octets on the wire
+    qname = ".".join(labels) + "."
+    assert len(dns.name.from_text(qname).to_wire()) == 255
+    rrset = single_answer(ask(std_worker, transport, qname, "TXT"), qname, "TXT", TXT_TTL)
+    assert h.txt_strings(rrset) == [SPF]
+
+
+def test_binary_label_echoed(std_worker, transport):
+    name = dns.name.Name([b"A\x00b.c\xff", b"ExAmple", b"com", b""])
+    q = h.make_query(name, "TXT", qid=0x7777)
+    reply = raw_exchange(std_worker, transport, q.to_wire())
+    qbytes = q.to_wire()[12:]
+    assert reply[12:12 + len(qbytes)] == qbytes
+    r = dns.message.from_wire(reply)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert r.answer[0].name.labels == name.labels, "answer owner must be the query name byte for byte"
+    assert h.txt_strings(r.answer[0]) == [SPF]
 
 
 def test_nsid_when_requested(std_worker, transport):
@@ -458,6 +493,44 @@ def test_udp_truncated_without_edns(big_worker):
     assert hdr["id"] == q.id and hdr["qr"]
     assert hdr["tc"], "answer larger than 512 bytes must come back with TC=1"
     assert hdr["rcode"] == 0
+    assert hdr["aa"]
+    assert hdr["qdcount"] == 1
+    qbytes = q.to_wire()[12:]
+    assert reply[12:12 + len(qbytes)] == qbytes, "a truncated answer still echoes the question"
+
+
+@pytest.mark.parametrize("payload", [512, 600, 1000])
+def test_udp_edns_small_payload_respected(big_worker, payload):
+    q = h.make_query("example.com.", "NS", edns=0, payload=payload)
+    reply = h.udp_exchange(big_worker.port, q.to_wire())
+    assert reply is not None
+    assert len(reply) <= payload, f"UDP answer is {len(reply)} bytes, client said {payload}"
+    assert_complete_or_truncated(reply)
+
+
+def assert_complete_or_truncated(reply):
+    """Either TC=1, or the whole NS RRset is there; glue (additional section) may be left out
+    without TC (RFC 2181 9), but any glue RRset present is complete."""
+    r = dns.message.from_wire(reply)
+    if r.flags & dns.flags.TC:
+        return
+    assert len(r.answer) == 1 and len(r.answer[0]) == len(BIG_NS), "TC=0 but the NS RRset is incomplete"
+    for rr in r.additional:
+        if rr.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            want = {a for a in BIG_ADDRS[rr.name.to_text().rstrip(".").lower()]
+                    if (":" in a) == (rr.rdtype == dns.rdatatype.AAAA)}
+            assert {rd.address for rd in rr} == want, f"partial glue RRset {rr}"
+
+
+def test_edns_payload_below_512_treated_as_512(std_worker):
+    # RFC 6891 6.2.3: a requestor's payload size below 512 is treated as 512.
+    q = h.make_query("example.com.", "NS", edns=0, payload=100)
+    reply = h.udp_exchange(std_worker.port, q.to_wire())
+    assert reply is not None
+    assert 100 < len(reply) <= 512, f"reply of {len(reply)} bytes"
+    r = dns.message.from_wire(reply)
+    assert not r.flags & dns.flags.TC, "an answer that fits 512 bytes must not be truncated for payload 100"
+    assert len(r.answer) == 1 and len(r.answer[0]) == 2
 
 
 def test_udp_edns_size_respected(big_worker):
@@ -465,9 +538,7 @@ def test_udp_edns_size_respected(big_worker):
     reply = h.udp_exchange(big_worker.port, q.to_wire())
     assert reply is not None
     assert len(reply) <= 1232, f"UDP answer is {len(reply)} bytes, above the 1232 cap"
-    r = dns.message.from_wire(reply)
-    if not r.flags & dns.flags.TC:
-        assert len(r.answer) == 1 and len(r.answer[0]) == len(BIG_NS)
+    assert_complete_or_truncated(reply)
 
 
 def test_tcp_not_truncated(big_worker):
@@ -620,3 +691,21 @@ def test_caa_with_iodef(config_worker, transport):
                                          ("BLOCKED.com.", "SOA"), ("_dmarc.blocked.com.", "TXT")])
 def test_denied_domain_refused(config_worker, transport, qname, qtype):
     assert_refused_not_aa(ask(config_worker, transport, qname, qtype))
+
+
+# --- Public Suffix List selection ---------------------------------------------------------------------
+
+def test_psl_private_section(worker_factory, transport):
+    w = worker_factory("-n", f"{NS1}:{NS1_ADDRS[0]}", "--psl-private")
+    assert_nodata(ask(w, transport, "a.foo.github.io.", "A"), "foo.github.io.")
+    assert_refused_not_aa(ask(w, transport, "github.io.", "SOA"))
+    assert_nodata(ask(w, transport, "www.example.co.uk.", "A"), "example.co.uk.")
+
+
+def test_psl_file(worker_factory, tmp_path, transport):
+    psl = tmp_path / "psl.dat"
+    psl.write_text("// ===BEGIN ICANN DOMAINS===\ncom\nfoo.com\nnet\n// ===END ICANN DOMAINS===\n")
+    w = worker_factory("-n", f"{NS1}:{NS1_ADDRS[0]}", "--psl-file", str(psl))
+    assert_nodata(ask(w, transport, "a.b.foo.com.", "A"), "b.foo.com.")
+    assert_refused_not_aa(ask(w, transport, "foo.com.", "SOA"))
+    assert_nodata(ask(w, transport, "www.example.com.", "A"), "example.com.")

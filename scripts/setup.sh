@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing domain-park needs on Debian 12 (idempotent, quick when done).
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build pkg-config
+          libuv1-dev libc-ares-dev nlohmann-json3-dev doctest-dev prometheus-cpp-dev libpsl-dev publicsuffix
+          dnsutils knot-dnsutils curl python3 python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python test clients (dnspython, pytest) for whichever python3 is first on PATH.
+if ! python3 -c "import dns.message, pytest" 2>/dev/null; then
+  echo "setup: installing dnspython and pytest for $(command -v python3)"
+  python3 -m pip install -q dnspython pytest 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages dnspython pytest 2>/dev/null \
+    || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo";
+         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-dnspython python3-pytest >/dev/null; }
+fi
+python3 -c "import dns.message, pytest" || { echo "setup: dnspython/pytest unavailable for python3" >&2; exit 1; }
