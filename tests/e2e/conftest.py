@@ -72,7 +72,8 @@ class Worker:
         _LIVE_WORKERS.append(self)
 
     def stderr(self):
-        self._stderr_file.flush()
+        if not self._stderr_file.closed:
+            self._stderr_file.flush()
         try:
             return Path(self.stderr_path).read_text(errors="replace")
         except OSError:
@@ -112,6 +113,16 @@ class Worker:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def sanitizer_report(self):
+        """The first sanitizer finding in the worker's output, or None."""
+        text = self.stderr()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer", "ERROR: MemorySanitizer"):
+            i = text.find(marker)
+            if i >= 0:
+                return text[max(0, i - 200):i + 3000]
+        return None
 
     def stop(self):
         if self.proc.poll() is None:
@@ -176,6 +187,13 @@ def worker_factory(tmp_path):
     yield factory
     for w in started:
         w.stop()
+    for w in started:
+        assert_clean(w)
+
+
+def assert_clean(w):
+    report = w.sanitizer_report()
+    assert report is None, f"sanitizer finding in worker pid {w.pid} ({' '.join(w.args)}):\n{report}"
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +202,7 @@ def std_worker(tmp_path_factory):
     w = start_worker(tmp_path_factory.mktemp("std"), *STANDARD_ARGS)
     yield w
     w.stop()
+    assert_clean(w)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +211,7 @@ def plain_worker(tmp_path_factory):
     w = start_worker(tmp_path_factory.mktemp("plain"), "-n", f"{NS1}:{NS1_ADDRS[0]}")
     yield w
     w.stop()
+    assert_clean(w)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,7 +15,7 @@ import dns.rdatatype
 import pytest
 
 import e2e_helpers as h
-from conftest import (IDENTITY, NS1, NS1_ADDRS, NS2, NS2_ADDRS, RUA, RUF, start_worker)
+from conftest import (IDENTITY, NS1, NS1_ADDRS, NS2, NS2_ADDRS, RUA, RUF, assert_clean, start_worker)
 
 TXT_TTL = 3600
 NS_TTL = 86400
@@ -205,7 +205,7 @@ def test_nameserver_host_without_ipv6_is_nodata(std_worker, transport):
     ("_foo.example.com.", "MX", "example.com."),
     ("_dmarc.example.com.", "MX", "example.com."),
     ("_dmarc.example.com.", "CAA", "example.com."),
-    ("sel._domainkey.example.com.", "MX", "example.com."),
+    ("_domainkey.example.com.", "MX", "example.com."),
 ])
 def test_other_types_nodata(std_worker, transport, qname, qtype, zone):
     assert_nodata(ask(std_worker, transport, qname, qtype), zone)
@@ -311,6 +311,13 @@ FORMERR_CASES = {
     "truncated_type": h.raw_header(0x4242, 0) + b"\x07example\x03com\x00\x00",
     "label_past_end": h.raw_header(0x4242, 0) + b"\x3fexample\x00\x00\x01\x00\x01",
     "compression_loop": h.raw_header(0x4242, 0) + b"\xc0\x0c\x00\x01\x00\x01",
+    "opt_option_overflows_rdata": h.raw_header(0x4242, 0, ar=1) + h.raw_question("example.com.", 16)
+    + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x04" + b"\x00\x03\x00\x09",
+    "opt_rdlen_past_end": h.raw_header(0x4242, 0, ar=1) + h.raw_question("example.com.", 16)
+    + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x10",
+    "opt_owner_not_root": h.raw_header(0x4242, 0, ar=1) + h.raw_question("example.com.", 16)
+    + b"\x01a\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00",
+    "arcount1_missing": h.raw_header(0x4242, 0, ar=1) + h.raw_question("example.com.", 16),
     "two_opt": h.raw_header(0x4242, 0, ar=2) + h.raw_question("example.com.", 16)
     + (b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00") * 2,
 }
@@ -364,7 +371,10 @@ def test_longest_name(std_worker, transport):
     assert h.txt_strings(rrset) == [SPF]
 
 
-def test_binary_label_echoed(std_worker, transport):
+def test_binary_label_below_domain_answered(std_worker, transport):
+    # RFC 2181 11: a label may hold any octets. Only the labels of D and above matter for the
+    # Public Suffix List; a name under example.com is in the zone example.com whatever its
+    # lower labels hold (DESIGN: "Every name at or under D exists in the zone D").
     name = dns.name.Name([b"A\x00b.c\xff", b"ExAmple", b"com", b""])
     q = h.make_query(name, "TXT", qid=0x7777)
     reply = raw_exchange(std_worker, transport, q.to_wire())
@@ -482,6 +492,7 @@ def big_worker(tmp_path_factory):
     w = start_worker(tmp_path_factory.mktemp("big"), *args)
     yield w
     w.stop()
+    assert_clean(w)
 
 
 def test_udp_truncated_without_edns(big_worker):
@@ -650,6 +661,7 @@ def config_worker(tmp_path_factory):
     w = start_worker(d, "-c", str(cfg))
     yield w
     w.stop()
+    assert_clean(w)
 
 
 @pytest.mark.parametrize("qname", ["example.com.", "www.example.com.", "WwW.example.co.uk."])

@@ -152,6 +152,22 @@ def test_sighup_reload_keeps_connections(tmp_path, worker_factory):
     assert w.proc.poll() is None, "worker must keep running after SIGHUP"
 
 
+def test_sighup_reload_changes_nameservers(tmp_path, worker_factory):
+    cfg = write_config(tmp_path / "config.json", {"nameservers": [GOOD_NS]})
+    w = worker_factory("-c", cfg)
+
+    def mname():
+        r = h.query(w.port, h.make_query("example.com.", "SOA"), "udp")
+        return r.answer[0][0].mname.to_text()
+
+    assert mname() == NS1 + "."
+    write_config(cfg, {"nameservers": ["ns9.other.example.org:192.0.2.99", GOOD_NS]})
+    w.signal(signal.SIGHUP)
+    assert wait_for(mname, "ns9.other.example.org.") == "ns9.other.example.org."
+    r = h.query(w.port, h.make_query("ns9.other.example.org.", "A"), "tcp")
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.99"]
+
+
 def test_sighup_with_bad_config_keeps_old(tmp_path, worker_factory):
     cfg = write_config(tmp_path / "config.json", {"nameservers": [GOOD_NS], "rua": "a@example.net"})
     w = worker_factory("-c", cfg)
@@ -313,6 +329,73 @@ def test_metrics_malformed_and_truncated(metrics_worker):
     after = scrape(mport)
     moved = total(after, "domain_park_malformed_total") - total(before, "domain_park_malformed_total")
     assert moved == 1, f"malformed_total moved by {moved} for one 5-byte datagram"
+
+
+def test_metrics_tcp_close_reasons(worker_factory):
+    mport = free_tcp_port()
+    w = worker_factory(*STANDARD_ARGS, "--metrics", f"127.0.0.1:{mport}", "--idle-timeout", "1",
+                       "--max-connections", "2")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            before = scrape(mport)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    name = "domain_park_tcp_connections_closed_total"
+    # bad_length: a length prefix below a header
+    with h.tcp_connect(w.port) as s:
+        s.sendall(b"\x00\x05hello")
+        assert h.wait_for_close(s, 3)[0] in ("fin", "rst")
+    # evicted: three connections with a cap of two
+    a, b = h.tcp_connect(w.port), h.tcp_connect(w.port)
+    time.sleep(0.1)
+    c = h.tcp_connect(w.port)
+    assert h.wait_for_close(a, 3)[0] == "fin"
+    # idle: b and c time out after one second
+    assert h.wait_for_close(b, 4)[0] == "fin"
+    assert h.wait_for_close(c, 4)[0] == "fin"
+    for x in (a, b, c):
+        x.close()
+    time.sleep(0.2)
+    after = scrape(mport)
+
+    def moved(reason):
+        return total(after, name, reason=reason) - total(before, name, reason=reason)
+
+    assert moved("bad_length") == 1
+    assert moved("evicted") == 1
+    assert moved("idle") == 2
+    assert moved("peer") == 0
+    assert total(after, "domain_park_tcp_connections_open") == 0
+
+
+def test_metrics_udp_truncated(worker_factory):
+    from test_contract import BIG_NS, BIG_ADDRS
+    mport = free_tcp_port()
+    args = []
+    for ns in BIG_NS:
+        args += ["-n", f"{ns}:{','.join(BIG_ADDRS[ns])}"]
+    w = worker_factory(*args, "--metrics", f"127.0.0.1:{mport}")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            before = scrape(mport)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    for _ in range(2):
+        reply = h.udp_exchange(w.port, h.make_query("example.com.", "NS").to_wire())
+        assert h.parse_header(reply)["tc"]
+    h.query(w.port, h.make_query("example.com.", "TXT"), "udp")
+    time.sleep(0.1)
+    after = scrape(mport)
+    moved = total(after, "domain_park_udp_truncated_total") - total(before, "domain_park_udp_truncated_total")
+    assert moved == 2, f"udp_truncated_total moved by {moved}, sent 2 truncated answers"
 
 
 def test_metrics_bytes_and_histogram(metrics_worker):

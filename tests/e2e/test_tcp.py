@@ -257,3 +257,44 @@ def test_reuseport_two_workers_share_port(worker_factory):
         for _ in range(5):
             r = h.query(w2.port, h.make_query("example.com.", "TXT"), transport)
             assert h.txt_strings(r.answer[0]) == [SPF]
+
+
+def test_half_close_after_queries_still_answered(std_worker):
+    qs = [h.make_query(f"hc{i}.example.com.", "TXT", qid=300 + i) for i in range(3)]
+    with h.tcp_connect(std_worker.port) as s:
+        s.sendall(b"".join(struct.pack("!H", len(q.to_wire())) + q.to_wire() for q in qs))
+        s.shutdown(socket.SHUT_WR)
+        for q in qs:
+            check_spf_answer(h.tcp_recv(s), q.id, q.question[0].name.to_text())
+        kind, info = h.wait_for_close(s, timeout=3)
+        assert kind == "fin", f"after the client's FIN and the answers, expected FIN, got {kind} {info!r}"
+
+
+def test_client_reset_mid_message_does_not_hurt(std_worker):
+    for _ in range(5):
+        s = h.tcp_connect(std_worker.port)
+        q = h.make_query("reset.example.com.", "TXT").to_wire()
+        s.sendall(struct.pack("!H", len(q)) + q[:10])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+    r = h.query(std_worker.port, h.make_query("example.com.", "TXT"), "tcp")
+    assert h.txt_strings(r.answer[0]) == [SPF]
+
+
+def test_many_connections_over_cap(worker_factory):
+    w = worker_factory(*STANDARD_ARGS, "--max-connections", "3")
+    socks = []
+    try:
+        for i in range(30):
+            socks.append(h.tcp_connect(w.port))
+        time.sleep(0.3)
+        # The three most recent connections are the ones left open and they work.
+        for i in (27, 28, 29):
+            h.tcp_send(socks[i], h.make_query(f"m{i}.example.com.", "TXT", qid=i).to_wire())
+            check_spf_answer(h.tcp_recv(socks[i]), i, f"m{i}.example.com.")
+        for i in range(27):
+            kind, info = h.wait_for_close(socks[i], timeout=2)
+            assert kind == "fin", f"connection {i} of 30 with cap 3: expected FIN, got {kind} {info!r}"
+    finally:
+        for s in socks:
+            s.close()
