@@ -166,34 +166,34 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     load_list(s_.deny, deny_, "deny");
 }
 
-bool name_text(const Query& q, char* text, uint8_t* text_off) {
-    // Lower-case presentation form; a label holding a dot, a control or 8-bit octet
-    // cannot be a host name, so such a name has no registrable domain.
-    size_t t = 0;
+int name_text(const Query& q, char* text, uint8_t* text_off) {
+    // Labels below the registrable domain may hold any octet (RFC 2181 11); only the labels
+    // after the last one holding a dot, a control or an 8-bit octet can be a host name.
+    int start = 0;
     const uint8_t* p = q.qname;
-    for (int i = 0; i < q.label_count; ++i) {
-        const uint8_t l = *p++;
+    for (int i = 0; i < q.label_count; ++i, p += 1 + *p)
+        for (uint8_t j = 1; j <= *p; ++j)
+            if (p[j] <= 0x20 || p[j] >= 0x7F || p[j] == '.') {
+                start = i + 1;
+                break;
+            }
+    size_t t = 0;
+    p = q.qname;
+    for (int i = 0; i < q.label_count; ++i, p += 1 + *p) {
+        if (i < start) continue;
         text_off[i] = static_cast<uint8_t>(t);
-        for (uint8_t j = 0; j < l; ++j) {
-            const uint8_t c = *p++;
-            if (c <= 0x20 || c >= 0x7F || c == '.') return false;
-            text[t++] = static_cast<char>(lower(c));
-        }
+        for (uint8_t j = 1; j <= *p; ++j) text[t++] = static_cast<char>(lower(p[j]));
         text[t++] = '.';
     }
-    if (t == 0) {
-        text[0] = '\0';
-        return false;
-    }
-    text[t - 1] = '\0';
-    return true;
+    text[t ? t - 1 : 0] = '\0';
+    return start;
 }
 
-int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off) const {
-    if (!name_text(q, text, text_off)) return 0;
-    // The longest public suffix decides; D is it plus one label.
-    for (int i = 0; i < q.label_count; ++i) {
-        if (psl_->is_public_suffix(text + text_off[i])) return i == 0 ? 0 : q.label_count - i + 1;
+int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off, int& start) const {
+    start = name_text(q, text, text_off);
+    // The longest public suffix decides; D is it plus one label, which must be a host-name label.
+    for (int i = start; i < q.label_count; ++i) {
+        if (psl_->is_public_suffix(text + text_off[i])) return i == start ? 0 : q.label_count - i + 1;
     }
     return 0;
 }
@@ -209,7 +209,8 @@ std::string Policy::registrable_domain(std::string_view name) const {
     if (parse_query(msg, kHeaderSize + wire.size() + 4, q, why) != ParseStatus::Ok) return {};
     char text[kMaxNameWire + 1];
     uint8_t off[kMaxLabels];
-    const int d = registrable_labels(q, text, off);
+    int start;
+    const int d = registrable_labels(q, text, off, start);
     if (d == 0) return {};
     return std::string(text + off[q.label_count - d]);
 }
@@ -317,7 +318,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
         // CHAOS id.server / hostname.bind disclose the worker identity when configured.
         char text[kMaxNameWire + 1];
         uint8_t off[kMaxLabels];
-        const bool named = name_text(q, text, off);
+        const bool named = q.label_count > 0 && name_text(q, text, off) == 0;
         const bool chaos_id = q.qclass == klass::CH && (q.qtype == type::TXT || q.qtype == type::ANY) &&
                               !identity_rdata_.empty() && named &&
                               (std::strcmp(text, "id.server") == 0 || std::strcmp(text, "hostname.bind") == 0);
@@ -339,11 +340,13 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     } else {
         char text[kMaxNameWire + 1];
         uint8_t text_off[kMaxLabels];
-        d_labels = registrable_labels(q, text, text_off);
+        int printable_from;
+        d_labels = registrable_labels(q, text, text_off, printable_from);
         bool refused = d_labels == 0;
         const int rel = q.label_count - d_labels;  // labels left of D
         const Ns* host = nullptr;
-        if (!refused && (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
+        if (!refused && printable_from == 0 &&
+            (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
             for (const auto& n : ns_)
                 if (n.lower == text) host = &n;
         }

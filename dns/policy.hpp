@@ -102,7 +102,8 @@ private:
     using StrSet = std::unordered_set<std::string, StrHash, std::equal_to<>>;
 
     // Labels of D counted from the right, or 0 when the name has no registrable domain.
-    int registrable_labels(const Query& q, char* text, uint8_t* text_off) const;
+    // `start` receives name_text's first label in `text`.
+    int registrable_labels(const Query& q, char* text, uint8_t* text_off, int& start) const;
 
     PolicySettings s_;
     std::unique_ptr<PublicSuffix> psl_;
@@ -115,9 +116,10 @@ private:
     friend struct Responder;
 };
 
-// Lower-case presentation form of q's name (no trailing dot) and each label's offset in it;
-// false for the root or a label holding a dot, control or 8-bit octet.
-bool name_text(const Query& q, char* text, uint8_t* text_off);
+// Lower-case presentation form (no trailing dot) of q's name from the first label after the
+// last one holding a dot, control or 8-bit octet; returns that label's index. text_off[i] is
+// label i's offset in `text` for every label from there on.
+int name_text(const Query& q, char* text, uint8_t* text_off);
 
 // TXT RDATA for a string: split into character-strings of at most 255 octets.
 std::string txt_rdata(std::string_view text);

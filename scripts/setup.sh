@@ -17,11 +17,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python test clients (dnspython, pytest) for whichever python3 is first on PATH.
-if ! python3 -c "import dns.message, pytest" 2>/dev/null; then
-  echo "setup: installing dnspython and pytest for $(command -v python3)"
-  python3 -m pip install -q dnspython pytest 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages dnspython pytest 2>/dev/null \
+if ! python3 -c "import dns.message, pytest, prometheus_client" 2>/dev/null; then
+  echo "setup: installing dnspython, pytest and prometheus-client for $(command -v python3)"
+  python3 -m pip install -q dnspython pytest prometheus-client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages dnspython pytest prometheus-client 2>/dev/null \
     || { SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo";
-         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-dnspython python3-pytest >/dev/null; }
+         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-dnspython python3-pytest python3-prometheus-client >/dev/null; }
 fi
 python3 -c "import dns.message, pytest" || { echo "setup: dnspython/pytest unavailable for python3" >&2; exit 1; }

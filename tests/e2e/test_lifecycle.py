@@ -180,6 +180,15 @@ def test_sighup_with_bad_config_keeps_old(tmp_path, worker_factory):
     assert dmarc(w.port, "tcp") == expect_dmarc("a@example.net")
 
 
+def test_sighup_without_config_file_keeps_serving(worker_factory):
+    w = worker_factory(*STANDARD_ARGS)
+    w.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert w.proc.poll() is None, f"SIGHUP without -c stopped the worker:\n{w.stderr()}"
+    r = h.query(w.port, h.make_query("_dmarc.example.com.", "TXT"), "udp")
+    assert h.txt_strings(r.answer[0])[0].startswith("v=DMARC1; p=reject; rua=mailto:")
+
+
 def test_flags_override_config(tmp_path, worker_factory):
     cfg = write_config(tmp_path / "config.json", {"nameservers": [GOOD_NS], "rua": "a@example.net"})
     w = worker_factory("-c", cfg, "--rua", "flag@example.net")

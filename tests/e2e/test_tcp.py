@@ -246,15 +246,29 @@ def test_ipv6_listener(worker_factory):
 
 
 def test_reuseport_two_workers_share_port(worker_factory):
-    w1 = worker_factory(*STANDARD_ARGS, "--reuseport")
-    w2 = worker_factory(*STANDARD_ARGS, "--reuseport", port=w1.port)
-    for transport in ("udp", "tcp"):
-        for _ in range(5):
-            r = h.query(w1.port, h.make_query("example.com.", "TXT"), transport)
-            assert h.txt_strings(r.answer[0]) == [SPF]
+    base = [a for a in STANDARD_ARGS]
+    i = base.index("--identity")
+    w1 = worker_factory(*(base[:i] + ["--identity", "one", "--reuseport"]))
+    w2 = worker_factory(*(base[:i] + ["--identity", "two", "--reuseport"]), port=w1.port, wait=False)
+
+    def identity(transport):
+        try:
+            r = h.query(w1.port, h.make_query("id.server.", "TXT", "CH"), transport, timeout=0.3)
+        except (AssertionError, OSError, EOFError):
+            return None
+        return h.txt_strings(r.answer[0])[0]
+
+    # Wait until the second worker answers on the shared port (new sockets hash anew).
+    seen = {"udp": set(), "tcp": set()}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all("two" in v for v in seen.values()):
+        for t in seen:
+            seen[t].add(identity(t))
+    assert "two" in seen["udp"] and "two" in seen["tcp"], f"second worker never answered: {seen}"
     w1.stop()
     for transport in ("udp", "tcp"):
         for _ in range(5):
+            assert identity(transport) == "two"
             r = h.query(w2.port, h.make_query("example.com.", "TXT"), transport)
             assert h.txt_strings(r.answer[0]) == [SPF]
 

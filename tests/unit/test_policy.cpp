@@ -440,13 +440,27 @@ TEST_CASE("registrable domains by the Public Suffix List") {
     CHECK(ask(q).rcode == rcode::FORMERR);
 }
 
-TEST_CASE("a label holding a dot or 8-bit octets has no registrable domain") {
+TEST_CASE("binary labels: allowed below D, never in D or its suffix") {
     Ask ask{policy()};
     auto q = make_query("ab.example.com", type::TXT);
-    q[12 + 2] = '.';  // "a.b" as one label
-    CHECK(ask(q).rcode == rcode::REFUSED);
-    q[12 + 2] = 0xC3;
-    CHECK(ask(q).rcode == rcode::REFUSED);
+    for (uint8_t c : {uint8_t('.'), uint8_t(0xC3), uint8_t(0), uint8_t(' ')}) {
+        q[12 + 2] = c;  // first label below D holds an odd octet (RFC 2181 11)
+        Msg m = ask(q);
+        CHECK(m.rcode == rcode::NOERROR);
+        REQUIRE(m.an.size() == 1);
+        CHECK(txt(m.an[0]) == "v=spf1 -all");
+        check_soa_authority(ask(make_query("x.example.com", type::DS)), "example.com.");
+    }
+    auto in_d = make_query("ab.example.com", type::TXT);
+    in_d[12 + 3 + 3] = 0xC3;  // inside "example"
+    CHECK(ask(in_d).rcode == rcode::REFUSED);
+    auto in_tld = make_query("ab.example.com", type::TXT);
+    in_tld[12 + 3 + 8 + 2] = '.';  // inside "com"
+    CHECK(ask(in_tld).rcode == rcode::REFUSED);
+    // A name-server host name is never matched through a binary label.
+    auto host = make_query("x.ns1.park.example", type::A);
+    host[13] = 0xFF;
+    CHECK(ask(host).an.empty());
 }
 
 TEST_CASE("name compression: owners point into the question") {
