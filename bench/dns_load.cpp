@@ -336,6 +336,7 @@ struct Stats {
     uint64_t truncated = 0;
     uint64_t send_errors = 0;
     uint64_t reconnects = 0;
+    uint64_t connect_errors = 0;
     uint64_t answer_bytes = 0;  // DNS message bytes of matched answers, framing excluded
     std::array<uint64_t, 16> rcodes{};
     Histogram latency;
@@ -493,6 +494,7 @@ void Runner::tcp_connect(Flow& f) {
     setsockopt(f.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int r = connect(f.fd, reinterpret_cast<sockaddr*>(&addr_), addrlen_);
     if (r != 0 && errno != EINPROGRESS) {
+        ++st_.connect_errors;
         close(f.fd);
         f.fd = -1;
         f.reconnect_at = now_ns() + 10'000'000;  // back off, so a dead server is no busy loop
@@ -794,6 +796,7 @@ int Runner::run() {
                 socklen_t el = sizeof err;
                 getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &el);
                 if (err != 0) {
+                    ++st_.connect_errors;
                     tcp_close(f, now_ns());
                     continue;
                 }
@@ -991,9 +994,10 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
         std::printf("lost            %" PRIu64 " (timeouts %" PRIu64 ", on closed connections %" PRIu64 ")\n",
                     lost, st_.timeouts, st_.conn_lost);
         std::printf("unexpected      %" PRIu64 "  mismatched %" PRIu64 "  malformed %" PRIu64
-                    "  truncated %" PRIu64 "  send errors %" PRIu64 "  reconnects %" PRIu64 "\n",
+                    "  truncated %" PRIu64 "  send errors %" PRIu64 "  reconnects %" PRIu64
+                    "  connect errors %" PRIu64 "\n",
                     st_.unexpected, st_.mismatched, st_.malformed, st_.truncated, st_.send_errors,
-                    st_.reconnects);
+                    st_.reconnects, st_.connect_errors);
         std::printf("generator cpu   %.2f s (%.0f%% of one core over the run)\n", cpu_s,
                     span_s > 0 ? 100.0 * cpu_s / span_s : 0.0);
         std::printf("latency us      p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
@@ -1006,17 +1010,17 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
         std::printf("\n");
     }
     std::printf("{\"mode\":\"%s\",\"server\":\"%s\",\"port\":%u,\"connections\":%d,\"inflight\":%d,"
-                "\"target_rate\":%.0f,\"edns\":%s,\"duration_s\":%.3f,\"sent\":%" PRIu64
+                "\"target_rate\":%.0f,\"edns\":%s,\"duration_s\":%.3f,\"span_s\":%.3f,\"sent\":%" PRIu64
                 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
                 ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
                 ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
-                ",\"reconnects\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,\"cpu_s\":%.3f,"
+                ",\"reconnects\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,\"cpu_s\":%.3f,"
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"rcodes\":{",
                 mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
-                o_.edns ? "true" : "false", send_s, st_.sent, st_.answered, lost, st_.timeouts,
+                o_.edns ? "true" : "false", send_s, span_s, st_.sent, st_.answered, lost, st_.timeouts,
                 st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
-                st_.send_errors, st_.reconnects, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
+                st_.send_errors, st_.reconnects, st_.connect_errors, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
                 us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                 h.mean() / 1000.0);
     bool first = true;

@@ -48,8 +48,8 @@ def throughput(d, out):
                f"{meta.get('server_cpu', '?')}, dns_load on CPU {meta.get('client_cpu', '?')})\n")
     out.append(f"UDP: {meta.get('udp', '?')}; TCP: {meta.get('tcp', '?')}.\n")
     out.append("| server | transport | answered q/s | p50 µs | p99 µs | p99.9 µs | lost | "
-               "server CPU % | server RSS MiB (peak) | bytes/answer |")
-    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+               "server CPU % | dns_load CPU % | other CPU % | server RSS MiB (peak) | bytes/answer |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     qps = {}
     for s in SERVERS:
         for t in TRANSPORTS:
@@ -57,16 +57,29 @@ def throughput(d, out):
             m = load(os.path.join(d, "throughput", f"{s}-{t}.server.json")) or {}
             if r is None:
                 if m.get("skipped"):
-                    out.append(f"| {s} | {t} | skipped: {m['skipped']} | | | | | | | |")
+                    out.append(f"| {s} | {t} | skipped: {m['skipped']} | | | | | | | | | |")
                 continue
             qps[(s, t)] = r["qps"]
             lat = r["latency_us"]
-            cpu = 100.0 * m["cpu_s"] / m["wall_s"] if m.get("wall_s") else None
+            # The server idles outside the generator's span (startup, mix loading), so rates
+            # are over the span when the generator reports it.
+            wall = r.get("span_s") or m.get("wall_s")
+            cpu = 100.0 * m["cpu_s"] / wall if wall else None
+            gen = 100.0 * m["client_cpu_s"] / wall if wall and "client_cpu_s" in m else None
+            other = 100.0 * m["other_cpu_s"] / wall if wall and "other_cpu_s" in m else None
+            # Per-process and per-CPU tick accounting disagree by up to ~20% of a core, so small
+            # values either way mean "nothing else ran".
+            other_s = fmt(other) + (" ⚠" if other is not None and other > 20 else "")
             rss = (f"{m['rss_kb'] / 1024:.1f} ({m['hwm_kb'] / 1024:.1f})" if "rss_kb" in m else "–")
             out.append(f"| {s} | {t} | {fmt(r['qps'])} | {fmt(lat['p50'], 1)} | {fmt(lat['p99'], 1)} | "
-                       f"{fmt(lat['p999'], 1)} | {fmt(r['lost'])} | {fmt(cpu)} | {rss} | "
+                       f"{fmt(lat['p999'], 1)} | {fmt(r['lost'])} | {fmt(cpu)} | {fmt(gen)} | {other_s} | {rss} | "
                        f"{fmt(r.get('avg_answer_bytes'), 1)} |")
     out.append("")
+    out.append("CPU columns are % of one core over the run. A server near 100% is the limit being "
+               "measured; if dns_load is near 100% and the server is not, the generator was the limit "
+               "and the row is a lower bound. 'other' is CPU used by neither (other processes, "
+               "unaccounted kernel work); tick accounting makes it noisy by ±20%, so ⚠ marks only runs where "
+               "other processes took more than 20% of a core.\n")
     out.append("| ratio of answered q/s | UDP | TCP |")
     out.append("|---|--:|--:|")
     for num, den in [("worker", "echo"), ("worker", "knot"), ("knot", "echo")]:
