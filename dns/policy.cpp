@@ -130,6 +130,22 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     }
     std::string err;
     if (!encode_name(rname, rname_wire_, err)) throw ConfigError("soa.rname: " + err);
+    // rname compressed against mname: its longest proper suffix that is also a suffix of mname.
+    {
+        const std::string& m = ns_.front().wire;
+        for (size_t r = 0; rname_wire_[r] != 0 && soa_rname_suffix_at_ < 0; r += 1 + uint8_t(rname_wire_[r]))
+            for (size_t o = 0; m[o] != 0; o += 1 + uint8_t(m[o]))
+                if (rname_wire_.compare(r, std::string::npos, m, o, std::string::npos) == 0) {
+                    soa_rname_prefix_ = rname_wire_.substr(0, r);
+                    soa_rname_suffix_at_ = static_cast<int>(o);
+                    break;
+                }
+    }
+    {
+        const uint32_t v[5] = {s_.soa_serial, s_.soa_refresh, s_.soa_retry, s_.soa_expire, s_.soa_minimum};
+        for (int i = 0; i < 5; ++i)
+            for (int b = 0; b < 4; ++b) soa_numbers_[4 * i + b] = static_cast<uint8_t>(v[i] >> (24 - 8 * b));
+    }
 
     if (s_.ttl > 0x7FFFFFFF || s_.ns_ttl > 0x7FFFFFFF || s_.soa_ttl > 0x7FFFFFFF || s_.soa_minimum > 0x7FFFFFFF)
         throw ConfigError("ttl: must be below 2^31 (RFC 2181 8)");
@@ -150,7 +166,7 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     caa_issue_rdata_ = std::string("\0\x05issue;", 8);
     if (!s_.caa_iodef.empty()) caa_iodef_rdata_ = std::string("\0\x05iodef", 7) + s_.caa_iodef;
 
-    psl_ = std::make_unique<PublicSuffix>(s_.psl_file, s_.psl_private);
+    psl_ = std::make_unique<PublicSuffix>(s_.psl_file, s_.psl_private, s_.psl_memo_entries);
 
     auto load_list = [this](const std::vector<std::string>& from, StrSet& to, const char* key) {
         for (const auto& d : from) {
@@ -166,23 +182,41 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     load_list(s_.deny, deny_, "deny");
 }
 
+namespace {
+// Per octet: its lower-case form, or 0 for an octet no host-name label holds
+// (controls, space, DEL, 8-bit, the dot itself).
+struct TextTable {
+    uint8_t map[256] = {};
+    constexpr TextTable() {
+        for (int c = 0x21; c < 0x7F; ++c) map[c] = static_cast<uint8_t>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        map[static_cast<int>('.')] = 0;
+    }
+};
+constexpr TextTable kText;
+}  // namespace
+
 int name_text(const Query& q, char* text, uint8_t* text_off) {
-    // Labels below the registrable domain may hold any octet (RFC 2181 11); only the labels
-    // after the last one holding a dot, a control or an 8-bit octet can be a host name.
+    // One pass: labels below the registrable domain may hold any octet (RFC 2181 11), so on
+    // meeting one the text restarts after that label; only what follows can be a host name.
     int start = 0;
-    const uint8_t* p = q.qname;
-    for (int i = 0; i < q.label_count; ++i, p += 1 + *p)
-        for (uint8_t j = 1; j <= *p; ++j)
-            if (p[j] <= 0x20 || p[j] >= 0x7F || p[j] == '.') {
-                start = i + 1;
-                break;
-            }
     size_t t = 0;
-    p = q.qname;
-    for (int i = 0; i < q.label_count; ++i, p += 1 + *p) {
-        if (i < start) continue;
+    const uint8_t* p = q.qname;
+    for (int i = 0; i < q.label_count; ++i) {
+        const uint8_t l = *p++;
         text_off[i] = static_cast<uint8_t>(t);
-        for (uint8_t j = 1; j <= *p; ++j) text[t++] = static_cast<char>(lower(p[j]));
+        bool bad = false;
+        for (uint8_t j = 0; j < l; ++j) {
+            const uint8_t c = kText.map[p[j]];
+            bad |= c == 0;
+            text[t + j] = static_cast<char>(c);
+        }
+        p += l;
+        if (bad) {
+            start = i + 1;
+            t = 0;
+            continue;
+        }
+        t += l;
         text[t++] = '.';
     }
     text[t ? t - 1 : 0] = '\0';
@@ -191,9 +225,21 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
 
 int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off, int& start) const {
     start = name_text(q, text, text_off);
+    const size_t len = std::strlen(text);
     // The longest public suffix decides; D is it plus one label, which must be a host-name label.
-    for (int i = start; i < q.label_count; ++i) {
-        if (psl_->is_public_suffix(text + text_off[i])) return i == start ? 0 : q.label_count - i + 1;
+    int first = std::max(start, q.label_count - PublicSuffix::kMaxSuffixLabels);
+    // Public Suffix List rules are host names: a suffix with an underscore label (_dmarc,
+    // _domainkey, ...) is never one, so the search starts right of the last such label.
+    for (int i = q.label_count - 1; i >= first; --i) {
+        const size_t end = i + 1 < q.label_count ? text_off[i + 1] : len;
+        if (std::memchr(text + text_off[i], '_', end - text_off[i])) {
+            first = i + 1;
+            break;
+        }
+    }
+    for (int i = first; i < q.label_count; ++i) {
+        if (psl_->is_public_suffix(text + text_off[i], len - text_off[i]))
+            return i == start ? 0 : q.label_count - i + 1;
     }
     return 0;
 }
@@ -240,15 +286,20 @@ struct Responder {
         w.bytes(rdata.data(), rdata.size());
         finish(at);
     }
+    // The SOA goes into every negative answer: its RDATA is precomputed, mname written
+    // whole and rname compressed against it, rather than searched for compression each time.
     void soa(uint16_t d_ptr, uint32_t ttl) {
         const size_t at = begin(d_ptr, type::SOA, klass::IN, ttl);
-        w.name(reinterpret_cast<const uint8_t*>(p.ns_.front().wire.data()));
-        w.name(reinterpret_cast<const uint8_t*>(p.rname_wire_.data()));
-        w.u32(p.s_.soa_serial);
-        w.u32(p.s_.soa_refresh);
-        w.u32(p.s_.soa_retry);
-        w.u32(p.s_.soa_expire);
-        w.u32(p.s_.soa_minimum);
+        const std::string& mname = p.ns_.front().wire;
+        const size_t mname_at = w.size();
+        w.bytes(mname.data(), mname.size());
+        if (p.soa_rname_suffix_at_ >= 0 && mname_at + size_t(p.soa_rname_suffix_at_) < 0x4000) {
+            w.bytes(p.soa_rname_prefix_.data(), p.soa_rname_prefix_.size());
+            w.name_pointer(static_cast<uint16_t>(mname_at + size_t(p.soa_rname_suffix_at_)));
+        } else {
+            w.bytes(p.rname_wire_.data(), p.rname_wire_.size());
+        }
+        w.bytes(p.soa_numbers_, sizeof p.soa_numbers_);
         finish(at);
     }
     template <class Addr>
@@ -348,7 +399,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
         if (!refused && printable_from == 0 &&
             (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
             for (const auto& n : ns_)
-                if (n.lower == text) host = &n;
+                if (name_equal_ci(reinterpret_cast<const uint8_t*>(n.wire.data()), q.qname)) host = &n;
         }
         if (!refused && !host) {
             const std::string_view d(text + text_off[rel]);

@@ -55,6 +55,7 @@ struct PolicySettings {
     uint32_t soa_minimum = 3600;  // negative-caching TTL (RFC 2308)
     std::string psl_file;          // empty: newest of system file and built-in list
     bool psl_private = false;      // also treat the PSL private section as suffixes
+    uint32_t psl_memo_entries = 65536;  // public-suffix answers memoized (64 B each); 0: none
 };
 
 // What happened to one message, for metrics.
@@ -109,6 +110,9 @@ private:
     std::unique_ptr<PublicSuffix> psl_;
     std::vector<Ns> ns_;
     std::string rname_wire_;
+    std::string soa_rname_prefix_;  // rname's labels before the suffix it shares with mname
+    int soa_rname_suffix_at_ = -1;  // offset of that suffix in mname's wire form; -1: none
+    uint8_t soa_numbers_[20] = {};  // serial, refresh, retry, expire, minimum
     std::string spf_rdata_, dmarc_rdata_, dkim_rdata_, identity_rdata_;
     std::string caa_issue_rdata_, caa_iodef_rdata_;
     StrSet allow_, deny_;

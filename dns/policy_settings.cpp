@@ -60,6 +60,8 @@ bool apply_policy_key(PolicySettings& s, const std::string& key, const nlohmann:
         s.ns_ttl = json_u32(v, key, 0, kTtlMax);
     } else if (key == "psl_file") {
         s.psl_file = json_string(v, key);
+    } else if (key == "psl_memo_entries") {
+        s.psl_memo_entries = json_u32(v, key, 0, 1u << 24);
     } else if (key == "psl_private") {
         s.psl_private = json_bool(v, key);
     } else if (key == "soa") {

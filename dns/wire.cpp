@@ -231,41 +231,6 @@ bool encode_name(std::string_view text, std::string& wire, std::string& error) {
     return true;
 }
 
-bool Writer::room(size_t n) {
-    if (overflow_ || len_ + n > limit_) {
-        overflow_ = true;
-        return false;
-    }
-    return true;
-}
-
-void Writer::u8(uint8_t v) {
-    if (room(1)) buf_[len_++] = v;
-}
-void Writer::u16(uint16_t v) {
-    if (!room(2)) return;
-    buf_[len_] = static_cast<uint8_t>(v >> 8);
-    buf_[len_ + 1] = static_cast<uint8_t>(v);
-    len_ += 2;
-}
-void Writer::u32(uint32_t v) {
-    if (!room(4)) return;
-    buf_[len_] = static_cast<uint8_t>(v >> 24);
-    buf_[len_ + 1] = static_cast<uint8_t>(v >> 16);
-    buf_[len_ + 2] = static_cast<uint8_t>(v >> 8);
-    buf_[len_ + 3] = static_cast<uint8_t>(v);
-    len_ += 4;
-}
-void Writer::bytes(const void* p, size_t n) {
-    if (!room(n)) return;
-    std::memcpy(buf_ + len_, p, n);
-    len_ += n;
-}
-void Writer::put_u16_at(size_t off, uint16_t v) {
-    buf_[off] = static_cast<uint8_t>(v >> 8);
-    buf_[off + 1] = static_cast<uint8_t>(v);
-}
-
 void Writer::rewind(size_t size) {
     if (size > len_) return;
     len_ = size;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -97,11 +98,33 @@ public:
     bool overflow() const { return overflow_; }
     uint8_t* data() { return buf_; }
 
-    void u8(uint8_t v);
-    void u16(uint16_t v);
-    void u32(uint32_t v);
-    void bytes(const void* p, size_t n);
-    void put_u16_at(size_t off, uint16_t v);
+    // Inline: these run several times per answer.
+    void u8(uint8_t v) {
+        if (room(1)) buf_[len_++] = v;
+    }
+    void u16(uint16_t v) {
+        if (!room(2)) return;
+        buf_[len_] = static_cast<uint8_t>(v >> 8);
+        buf_[len_ + 1] = static_cast<uint8_t>(v);
+        len_ += 2;
+    }
+    void u32(uint32_t v) {
+        if (!room(4)) return;
+        buf_[len_] = static_cast<uint8_t>(v >> 24);
+        buf_[len_ + 1] = static_cast<uint8_t>(v >> 16);
+        buf_[len_ + 2] = static_cast<uint8_t>(v >> 8);
+        buf_[len_ + 3] = static_cast<uint8_t>(v);
+        len_ += 4;
+    }
+    void bytes(const void* p, size_t n) {
+        if (!room(n)) return;
+        std::memcpy(buf_ + len_, p, n);
+        len_ += n;
+    }
+    void put_u16_at(size_t off, uint16_t v) {
+        buf_[off] = static_cast<uint8_t>(v >> 8);
+        buf_[off + 1] = static_cast<uint8_t>(v);
+    }
 
     // A compression pointer to a name already in the message (offset < 0x4000).
     void name_pointer(uint16_t offset) { u16(static_cast<uint16_t>(0xC000 | offset)); }
@@ -115,7 +138,13 @@ public:
     void rewind(size_t size);
 
 private:
-    bool room(size_t n);
+    bool room(size_t n) {
+        if (overflow_ || len_ + n > limit_) {
+            overflow_ = true;
+            return false;
+        }
+        return true;
+    }
     bool match_at(uint16_t offset, const uint8_t* wire) const;
 
     static constexpr int kMaxRemembered = 48;

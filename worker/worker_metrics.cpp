@@ -1,5 +1,7 @@
 #include "worker/worker_metrics.hpp"
 
+#include <array>
+
 namespace dp::worker {
 
 namespace {
@@ -19,9 +21,14 @@ constexpr const char* kCloseNames[] = {"idle", "evicted", "peer", "error", "shut
 }  // namespace
 
 int WorkerMetrics::qtype_index(uint16_t t) {
-    for (int i = 0; i < kQtypes - 1; ++i)
-        if (kTypes[i].type == t) return i;
-    return kQtypes - 1;
+    // Built once: type number -> index, so counting a query is one table load.
+    static const auto table = [] {
+        std::array<uint8_t, 258> m;
+        m.fill(kQtypes - 1);
+        for (int i = 0; i < kQtypes - 1; ++i) m[kTypes[i].type] = static_cast<uint8_t>(i);
+        return m;
+    }();
+    return t < table.size() ? table[t] : kQtypes - 1;
 }
 
 int WorkerMetrics::rcode_index(uint16_t rc) {

@@ -420,6 +420,11 @@ TEST_CASE("registrable domains by the Public Suffix List") {
     CHECK(p.registrable_domain("WWW.Example.COM") == "example.com");
     CHECK(p.registrable_domain("shop.example.xn--p1ai") == "example.xn--p1ai");  // .рф in punycode
     CHECK(p.registrable_domain("foo.bar.blogspot.com") == "blogspot.com");      // ICANN section only
+    CHECK(p.registrable_domain("a.b.c.d.e.f.g.h.i.j.example.co.uk") == "example.co.uk");
+    CHECK(p.registrable_domain("x.city.kawasaki.jp") == "city.kawasaki.jp");  // exception rule
+    CHECK(p.registrable_domain("a.b.kawasaki.jp") == "a.b.kawasaki.jp");      // wildcard rule
+    // Asked twice: the memo in front of libpsl gives the same answers.
+    CHECK(p.registrable_domain("a.b.kawasaki.jp") == "a.b.kawasaki.jp");
 
     PolicySettings s = base_settings();
     s.psl_private = true;
