@@ -228,17 +228,27 @@ int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off, in
     const size_t len = std::strlen(text);
     // The longest public suffix decides; D is it plus one label, which must be a host-name label.
     int first = std::max(start, q.label_count - PublicSuffix::kMaxSuffixLabels);
-    // Public Suffix List rules are host names: a suffix with an underscore label (_dmarc,
-    // _domainkey, ...) is never one, so the search starts right of the last such label.
-    for (int i = q.label_count - 1; i >= first; --i) {
-        const size_t end = i + 1 < q.label_count ? text_off[i + 1] : len;
-        if (std::memchr(text + text_off[i], '_', end - text_off[i])) {
-            first = i + 1;
-            break;
+    // One right-to-left pass hashes every suffix (each extends the one to its right) and
+    // finds the last underscore label: Public Suffix List rules are host names, so a suffix
+    // holding _dmarc, _domainkey, ... is never one and the search starts right of it.
+    uint64_t hash[kMaxLabels];
+    uint64_t h = PublicSuffix::kHashSeed;
+    size_t pos = len;
+    int last = q.label_count - 1;
+    for (; last >= first; --last) {
+        bool underscore = false;
+        while (pos > text_off[last]) {
+            const uint8_t c = static_cast<uint8_t>(text[--pos]);
+            underscore |= c == '_';
+            h = PublicSuffix::hash_step(h, c);
         }
+        if (underscore) break;
+        hash[last] = h;
+        if (pos > 0) h = PublicSuffix::hash_step(h, '.'), --pos;
     }
+    first = last + 1;
     for (int i = first; i < q.label_count; ++i) {
-        if (psl_->is_public_suffix(text + text_off[i], len - text_off[i]))
+        if (psl_->is_public_suffix(text + text_off[i], len - text_off[i], hash[i]))
             return i == start ? 0 : q.label_count - i + 1;
     }
     return 0;

@@ -46,10 +46,9 @@ PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32
 
 PublicSuffix::~PublicSuffix() { psl_free(ctx_); }
 
-bool PublicSuffix::is_public_suffix(const char* name, size_t len) const {
+bool PublicSuffix::is_public_suffix(const char* name, size_t len, uint64_t h) const {
+    // The full key is compared, so a hash collision (even a crafted one) only costs a miss.
     if (!memo_ || len == 0 || len > kKey) return psl_is_public_suffix2(ctx_, name, type_) != 0;
-    uint64_t h = 14695981039346656037ull;  // FNV-1a; the full key is compared, so collisions only cost a miss
-    for (size_t i = 0; i < len; ++i) h = (h ^ static_cast<uint8_t>(name[i])) * 1099511628211ull;
     Entry* set = &memo_[(h & set_mask_) * kWays];
     for (size_t w = 0; w < kWays; ++w)
         if (set[w].hash == h && set[w].len == len && std::memcmp(set[w].key, name, len) == 0) return set[w].value;

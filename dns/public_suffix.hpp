@@ -25,7 +25,11 @@ public:
     // A libpsl lookup costs 100-300 ns and a query needs several, so answers are memoized in a
     // bounded 4-way set-associative table (names over 54 octets always ask libpsl). The memo
     // belongs to this instance: a reload starts afresh.
-    bool is_public_suffix(const char* name, size_t len) const;
+    // `hash` is hash_step folded over the name's octets from the last to the first, starting
+    // from kHashSeed, so callers walking a name right to left hash every suffix in one pass.
+    bool is_public_suffix(const char* name, size_t len, uint64_t hash) const;
+    static constexpr uint64_t kHashSeed = 14695981039346656037ull;  // FNV-1a
+    static uint64_t hash_step(uint64_t h, uint8_t c) { return (h ^ c) * 1099511628211ull; }
     // Where the list came from, for the start-up log line.
     const std::string& source() const { return source_; }
 
