@@ -355,10 +355,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     Responder r{*this, q, w};
 
     auto echo_question = [&] {
-        if (q.question_ok) {
-            w.bytes(msg + kHeaderSize, q.question_end - kHeaderSize);
-            w.remember_name(kHeaderSize);
-        }
+        if (q.question_ok) w.bytes(msg + kHeaderSize, q.question_end - kHeaderSize);
     };
 
     if (st == ParseStatus::FormErr || st == ParseStatus::NotImp) {
@@ -454,6 +451,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
                     break;
                 case type::NS:
                     if (rel == 0) {
+                        w.remember_name(kHeaderSize);  // name servers inside D compress against it
                         for (const auto& n : ns_) {
                             const size_t at = r.begin(kHeaderSize, type::NS, klass::IN, s_.ns_ttl);
                             w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));

@@ -294,19 +294,14 @@ void Writer::name(const uint8_t* wire) {
 }
 
 void write_header(Writer& w, const Query& q, const HeaderFlags& f) {
-    w.u16(q.id);
     uint8_t f1 = 0x80 | static_cast<uint8_t>((q.opcode & 0x0F) << 3);
     if (f.aa) f1 |= 0x04;
     if (f.tc) f1 |= 0x02;
     if (q.rd) f1 |= 0x01;
     uint8_t f2 = static_cast<uint8_t>(f.rcode & 0x0F);
     if (q.cd) f2 |= 0x10;
-    w.u8(f1);
-    w.u8(f2);
-    w.u16(0);
-    w.u16(0);
-    w.u16(0);
-    w.u16(0);
+    const uint8_t h[kHeaderSize] = {static_cast<uint8_t>(q.id >> 8), static_cast<uint8_t>(q.id), f1, f2};
+    w.bytes(h, sizeof h);
 }
 
 void set_counts(uint8_t* msg, uint16_t qd, uint16_t an, uint16_t ns, uint16_t ar) {

@@ -58,7 +58,7 @@ struct Query {
     const uint8_t* qname = nullptr;  // uncompressed wire name, case as sent
     uint16_t qname_len = 0;          // octets including the root label
     uint8_t label_count = 0;         // labels excluding the root
-    uint8_t label_off[kMaxLabels] = {};  // offset of each label's length octet within qname
+    uint8_t label_off[kMaxLabels];  // offset of each label's length octet within qname (set by parse_query)
     uint16_t qtype = 0;
     uint16_t qclass = 0;
     size_t question_end = 0;  // offset just after the question in the packet
