@@ -26,6 +26,19 @@ ROOT=$(dirname "$HERE")
 WHAT=${1:-all}
 case "$WHAT" in all|throughput|idle|dnsperf) ;; *) echo "usage: $0 [all|throughput|idle|dnsperf]" >&2; exit 2 ;; esac
 
+# The peers and helpers come from Debian's packages; install what is missing (needs root or sudo).
+if [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
+    missing=()
+    for pair in knotd:knot dnsperf:dnsperf bc:bc taskset:util-linux g++:g++; do
+        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        echo "[bench] installing ${missing[*]}"
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
 DURATION=${DURATION:-10}
 UDP_SOCKETS=${UDP_SOCKETS:-4}
 UDP_INFLIGHT=${UDP_INFLIGHT:-50}
