@@ -3,6 +3,8 @@
 # one worker per core sharing 127.0.0.1:5300 (UDP and TCP) through SO_REUSEPORT, with
 # Prometheus metrics on 127.0.0.1:9310+N. Ctrl-C stops them. Override with environment:
 #   WORKERS=4 PORT=5300 METRICS_BASE=9310 scripts/run.sh
+# FRONT=coredns also starts stock CoreDNS with the repository's Corefile on 127.0.0.1:5353
+# (COREDNS_PORT), forwarding to the workers over TCP (metrics :9253, /health :8080, /ready :8181).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -24,6 +26,14 @@ for i in $(seq 0 $((WORKERS - 1))); do
     --metrics "127.0.0.1:$((METRICS_BASE + i))" &
   pids+=($!)
 done
+if [ "${FRONT:-}" = coredns ]; then
+  COREDNS_PORT=${COREDNS_PORT:-5353}
+  coredns=$(deploy/coredns/install-stock.sh | tail -1)
+  DP_WORKERS="127.0.0.1:$PORT" DP_METRICS=127.0.0.1:9253 DP_HEALTH=127.0.0.1:8080 DP_READY=127.0.0.1:8181 \
+    "$coredns" -conf Corefile -dns.port "$COREDNS_PORT" &
+  pids+=($!)
+  echo "CoreDNS on 127.0.0.1:$COREDNS_PORT in front of the workers: dig @127.0.0.1 -p $COREDNS_PORT example.com TXT"
+fi
 sleep 0.5
 cat <<MSG
 

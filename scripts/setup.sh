@@ -16,6 +16,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Go builds CoreDNS for the front-end tests; CoreDNS 1.14 needs Go >= 1.25, and Go >= 1.21
+# fetches a newer toolchain itself (GOTOOLCHAIN) when a go.mod asks for one. Debian 12 ships
+# Go 1.19, so without a usable Go we install it and fetch the official toolchain module
+# (golang.org/toolchain, the one GOTOOLCHAIN uses) from the Go module proxy.
+go_minor() { go version 2>/dev/null | sed -n 's/.*go1\.\([0-9]*\).*/\1/p'; }
+if ! command -v go >/dev/null || [ "$(go_minor)" -lt 21 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  command -v go >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq golang-go >/dev/null
+  toolchain="golang.org/toolchain@v0.0.1-go1.25.5.linux-$(dpkg --print-architecture)"
+  echo "setup: fetching Go toolchain $toolchain"
+  dir=$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "$toolchain" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  $SUDO ln -sf "$dir/bin/go" /usr/local/bin/go
+  hash -r
+fi
+
 # Python test clients (dnspython, pytest) for whichever python3 is first on PATH.
 if ! python3 -c "import dns.message, pytest, prometheus_client" 2>/dev/null; then
   echo "setup: installing dnspython, pytest and prometheus-client for $(command -v python3)"

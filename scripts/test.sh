@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
+# CoreDNS for the front-end tests: stock (pinned, go install) and our rrl build. Both are
+# cached under ~/.cache/domain-park with Go's module and build caches, so only the first
+# run on a machine pays for them (about 3.5 minutes).
+DP_COREDNS=$(deploy/coredns/install-stock.sh | tail -1)
+DP_COREDNS_PARK=$(deploy/coredns/build.sh | tail -1)
+export DP_COREDNS DP_COREDNS_PARK
 ctest --test-dir build --output-on-failure
 
 echo "== sanitizer build (ASan + UBSan)"

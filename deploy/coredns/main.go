@@ -11,6 +11,7 @@ import (
 	// does not pull in the dependencies of the other plugins (Kubernetes, cloud SDKs...).
 	_ "github.com/coredns/coredns/plugin/any"
 	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/bufsize"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/cancel"
 	_ "github.com/coredns/coredns/plugin/errors"
@@ -36,6 +37,7 @@ var directives = []string{
 	"cancel",
 	"timeouts",
 	"reload",
+	"bufsize",
 	"bind",
 	"debug",
 	"ready",

@@ -1,0 +1,1 @@
+"""End-to-end tests of domain-park workers behind CoreDNS (see README.md)."""
