@@ -187,8 +187,11 @@ void TcpServer::on_read(Conn* c, ssize_t nread, const uv_buf_t* buf) {
         if (c->state == kOpen) c->in.consume(used);
     } else {
         const size_t used = process(c, data, static_cast<size_t>(nread));
-        if (c->state == kOpen && used < static_cast<size_t>(nread))
-            c->in.append(data + used, static_cast<size_t>(nread) - used, kMaxHeldInput);
+        if (c->state == kOpen && used < static_cast<size_t>(nread) &&
+            !c->in.append(data + used, static_cast<size_t>(nread) - used, kMaxHeldInput)) {
+            m.tcp_oversized_input.inc();
+            begin_close(c, CloseReason::Error);
+        }
     }
     flush(c);
 }
@@ -199,6 +202,7 @@ size_t TcpServer::process(Conn* c, const uint8_t* p, size_t n) {
     bool bad = false;
     const size_t used = net::scan_frames(p, n, bad, [&](const uint8_t* msg, size_t len) {
         append_answer(c, msg, len);
+        if (c->state != kOpen) return false;  // a failed write closed it meanwhile
         if (pending(c) + out_len_ >= max_pending) {
             // The peer is not reading its answers: stop reading its queries until it does.
             c->paused = true;
@@ -218,7 +222,10 @@ size_t TcpServer::process(Conn* c, const uint8_t* p, size_t n) {
 }
 
 void TcpServer::append_answer(Conn* c, const uint8_t* query, size_t len) {
-    if (out_owner_ != c || kOutSize - out_len_ < 2 + dns::kMaxMessage) flush(c);
+    // The shared buffer holds one connection's answers at a time (every callback flushes
+    // before returning, so another owner here would be a bug to survive, not a case).
+    if (out_len_ > 0 && out_owner_ != c) flush(out_owner_);
+    if (kOutSize - out_len_ < 2 + dns::kMaxMessage) flush(c);
     if (out_len_ == 0) {
         out_owner_ = c;
         batch_start_ns_ = now_ns();
@@ -330,7 +337,8 @@ void TcpServer::begin_close(Conn* c, CloseReason why) {
     if (c->state != kOpen) return;
     ctx_.metrics.close(why);
     active_.remove(c);
-    c->in.clear();
+    // `in` is not freed here: this may run while a scan is reading it (a failed write during
+    // process()); unread input is ignored from now on and freed with the connection.
     c->state = kDraining;
     c->stamp_ms = now_ms() + ctx_.config.tcp_close_grace_ms;
     closing_.push_back(c);
