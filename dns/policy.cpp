@@ -223,33 +223,67 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
     return start;
 }
 
-int Policy::registrable_labels(const Query& q, char* text, uint8_t* text_off, int& start) const {
-    start = name_text(q, text, text_off);
-    const size_t len = std::strlen(text);
-    // The longest public suffix decides; D is it plus one label, which must be a host-name label.
-    int first = std::max(start, q.label_count - PublicSuffix::kMaxSuffixLabels);
-    // One right-to-left pass hashes every suffix (each extends the one to its right) and
-    // finds the last underscore label: Public Suffix List rules are host names, so a suffix
-    // holding _dmarc, _domainkey, ... is never one and the search starts right of it.
-    uint64_t hash[kMaxLabels];
+int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) const {
+    // One right-to-left pass over just the labels that can matter: each is lower-cased into
+    // `buf` right-aligned (so every suffix is a NUL-terminated string) while the memo hash of
+    // each suffix is folded in. It stops at the first label no host name holds (a control,
+    // 8-bit octet or dot: labels left of it may hold anything, RFC 2181 11), at an underscore
+    // label (Public Suffix List rules are host names, so no suffix holding _dmarc,
+    // _domainkey, ... is public), or kMaxSuffixLabels to the left.
+    const int n = q.label_count;
+    const int lowest = std::max(0, n - PublicSuffix::kMaxSuffixLabels);
+    char* const end = buf + kMaxNameWire;
+    *end = '\0';
+    char* pos = end;
     uint64_t h = PublicSuffix::kHashSeed;
-    size_t pos = len;
-    int last = q.label_count - 1;
-    for (; last >= first; --last) {
-        bool underscore = false;
-        while (pos > text_off[last]) {
-            const uint8_t c = static_cast<uint8_t>(text[--pos]);
+    uint16_t at[kMaxLabels];
+    uint64_t hash[kMaxLabels];
+    // Writes label i left of `pos`; false if it holds an octet no host name has.
+    auto write_label = [&](int i, bool& underscore) {
+        const uint8_t* l = q.qname + q.label_off[i];
+        char* p = pos - l[0] - (i == n - 1 ? 0 : 1);
+        if (i != n - 1) {
+            p[l[0]] = '.';
+            h = PublicSuffix::hash_step(h, '.');
+        }
+        bool bad = false;
+        underscore = false;
+        for (int j = l[0]; j >= 1; --j) {
+            const uint8_t c = kText.map[l[j]];
+            bad |= c == 0;
             underscore |= c == '_';
+            p[j - 1] = static_cast<char>(c);
             h = PublicSuffix::hash_step(h, c);
         }
+        pos = p;
+        at[i] = static_cast<uint16_t>(p - buf);
+        hash[i] = h;
+        return !bad;
+    };
+    int first = n;         // labels [first, n) are public-suffix candidates
+    int written = n;       // labels [written, n) are in buf as host-name text
+    bool stopped_bad = false;
+    for (int i = n - 1; i >= lowest; --i) {
+        bool underscore;
+        if (!write_label(i, underscore)) {
+            stopped_bad = true;
+            break;
+        }
+        written = i;
         if (underscore) break;
-        hash[last] = h;
-        if (pos > 0) h = PublicSuffix::hash_step(h, '.'), --pos;
+        first = i;
     }
-    first = last + 1;
-    for (int i = first; i < q.label_count; ++i) {
-        if (psl_->is_public_suffix(text + text_off[i], len - text_off[i], hash[i]))
-            return i == start ? 0 : q.label_count - i + 1;
+    // The longest public suffix decides; D is it plus one label, which must be host-name text.
+    for (int i = first; i < n; ++i) {
+        if (!psl_->is_public_suffix(buf + at[i], static_cast<size_t>(end - (buf + at[i])), hash[i])) continue;
+        const int d = i - 1;
+        if (d < 0) return 0;  // the whole name is a public suffix
+        if (d < written) {
+            bool underscore;
+            if (stopped_bad || !write_label(d, underscore)) return 0;
+        }
+        d_text = buf + at[d];
+        return n - d;
     }
     return 0;
 }
@@ -264,11 +298,9 @@ std::string Policy::registrable_domain(std::string_view name) const {
     Malformed why;
     if (parse_query(msg, kHeaderSize + wire.size() + 4, q, why) != ParseStatus::Ok) return {};
     char text[kMaxNameWire + 1];
-    uint8_t off[kMaxLabels];
-    int start;
-    const int d = registrable_labels(q, text, off, start);
-    if (d == 0) return {};
-    return std::string(text + off[q.label_count - d]);
+    const char* d_text = nullptr;
+    if (registrable_labels(q, text, d_text) == 0) return {};
+    return std::string(d_text);
 }
 
 // Builds one answer. Lives only for the duration of Policy::respond.
@@ -397,19 +429,17 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
         echo_question();
     } else {
         char text[kMaxNameWire + 1];
-        uint8_t text_off[kMaxLabels];
-        int printable_from;
-        d_labels = registrable_labels(q, text, text_off, printable_from);
+        const char* d_text = nullptr;
+        d_labels = registrable_labels(q, text, d_text);
         bool refused = d_labels == 0;
         const int rel = q.label_count - d_labels;  // labels left of D
         const Ns* host = nullptr;
-        if (!refused && printable_from == 0 &&
-            (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
+        if (!refused && (q.qtype == type::A || q.qtype == type::AAAA || q.qtype == type::ANY)) {
             for (const auto& n : ns_)
                 if (name_equal_ci(reinterpret_cast<const uint8_t*>(n.wire.data()), q.qname)) host = &n;
         }
         if (!refused && !host) {
-            const std::string_view d(text + text_off[rel]);
+            const std::string_view d(d_text);
             if (!allow_.empty() && allow_.find(d) == allow_.end()) refused = true;
             if (!deny_.empty() && deny_.find(d) != deny_.end()) refused = true;
         }

@@ -102,9 +102,9 @@ private:
     };
     using StrSet = std::unordered_set<std::string, StrHash, std::equal_to<>>;
 
-    // Labels of D counted from the right, or 0 when the name has no registrable domain.
-    // `start` receives name_text's first label in `text`.
-    int registrable_labels(const Query& q, char* text, uint8_t* text_off, int& start) const;
+    // Labels of D counted from the right, or 0 when the name has no registrable domain; then
+    // `d_text` points at D in lower-case presentation form inside `buf` (kMaxNameWire + 1 octets).
+    int registrable_labels(const Query& q, char* buf, const char*& d_text) const;
 
     PolicySettings s_;
     std::unique_ptr<PublicSuffix> psl_;
