@@ -1,6 +1,8 @@
 #include "dns/policy_settings.hpp"
 
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace dp::dns {
 
@@ -29,6 +31,32 @@ std::vector<std::string> json_strings(const nlohmann::json& v, const std::string
     std::vector<std::string> r;
     for (const auto& e : v) r.push_back(json_string(e, key));
     return r;
+}
+
+nlohmann::json read_json_object(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("config: cannot read '" + path + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(ss.str());
+    } catch (const nlohmann::json::parse_error& e) {
+        const std::string what = e.what();
+        throw ConfigError("config: '" + path + "' is not valid JSON: " + what.substr(what.find(']') + 2));
+    }
+    if (!j.is_object()) throw ConfigError("config: '" + path + "' must hold a JSON object");
+    return j;
+}
+
+uint32_t flag_number(const std::string& flag, const std::string& v, uint64_t min, uint64_t max) {
+    if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos)
+        throw ConfigError(flag + ": '" + v + "' is not a number");
+    const uint64_t n = std::stoull(v);
+    if (n < min || n > max)
+        throw ConfigError(flag + ": " + v + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) +
+                          "]");
+    return static_cast<uint32_t>(n);
 }
 
 bool apply_policy_key(PolicySettings& s, const std::string& key, const nlohmann::json& v) {

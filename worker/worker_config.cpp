@@ -1,8 +1,6 @@
 #include "worker/worker_config.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "dns/policy_settings.hpp"
 #include "net/sockets.hpp"
@@ -40,16 +38,6 @@ Signals: SIGHUP reloads the configuration file and flags; SIGTERM/SIGINT drain a
 
 namespace {
 
-uint32_t parse_number(const std::string& flag, const std::string& v, uint64_t min, uint64_t max) {
-    if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos)
-        throw ConfigError(flag + ": '" + v + "' is not a number");
-    const uint64_t n = std::stoull(v);
-    if (n < min || n > max)
-        throw ConfigError(flag + ": " + v + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) +
-                          "]");
-    return static_cast<uint32_t>(n);
-}
-
 void apply_worker_key(WorkerConfig& c, const std::string& key, const nlohmann::json& v) {
     using dns::json_bool;
     using dns::json_string;
@@ -71,18 +59,7 @@ void apply_worker_key(WorkerConfig& c, const std::string& key, const nlohmann::j
 }
 
 void load_file(const std::string& path, WorkerConfig& c) {
-    std::ifstream in(path);
-    if (!in) throw ConfigError("config: cannot read '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        std::string what = e.what();
-        throw ConfigError("config: '" + path + "' is not valid JSON: " + what.substr(what.find(']') + 2));
-    }
-    if (!j.is_object()) throw ConfigError("config: '" + path + "' must hold a JSON object");
+    const nlohmann::json j = dns::read_json_object(path);
     for (const auto& [key, value] : j.items())
         if (!dns::apply_policy_key(c.policy, key, value)) apply_worker_key(c, key, value);
 }
@@ -133,7 +110,7 @@ CliAction load_config(int argc, char** argv, WorkerConfig& out) {
     bool ns_from_flags = false;
     for (const auto& [f, v] : flags) {
         if (f == "--host") c.host = v;
-        else if (f == "--port") c.port = static_cast<uint16_t>(parse_number(f, v, 1, 65535));
+        else if (f == "--port") c.port = static_cast<uint16_t>(dns::flag_number(f, v, 1, 65535));
         else if (f == "-n" || f == "--nameserver") {
             if (!ns_from_flags) c.policy.nameservers.clear();  // flags replace the file's list
             ns_from_flags = true;
@@ -142,8 +119,8 @@ CliAction load_config(int argc, char** argv, WorkerConfig& out) {
         else if (f == "--ruf") c.policy.ruf = v;
         else if (f == "--identity") c.policy.identity = v;
         else if (f == "--metrics") c.metrics = v;
-        else if (f == "--idle-timeout") c.tcp_idle_timeout_ms = parse_number(f, v, 1, 3600) * 1000;
-        else if (f == "--max-connections") c.tcp_max_connections = parse_number(f, v, 1, 1000000);
+        else if (f == "--idle-timeout") c.tcp_idle_timeout_ms = dns::flag_number(f, v, 1, 3600) * 1000;
+        else if (f == "--max-connections") c.tcp_max_connections = dns::flag_number(f, v, 1, 1000000);
         else if (f == "--psl-file") c.policy.psl_file = v;
     }
     if (!c.udp && !c.tcp) throw ConfigError("udp/tcp: both are off; nothing to serve");

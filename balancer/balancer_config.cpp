@@ -1,0 +1,169 @@
+#include "balancer/balancer_config.hpp"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "dns/policy.hpp"
+#include "dns/policy_settings.hpp"
+#include "net/sockets.hpp"
+
+namespace dp::balancer {
+
+using dns::ConfigError;
+
+const char* usage() {
+    return R"(usage: domain-park-balancer [options]
+Spreads DNS queries over domain-park workers through persistent pipelined TCP connections.
+
+  -c, --config FILE          JSON configuration file; flags below override it
+      --check-config         validate the configuration and exit (0 valid, 2 invalid)
+      --listen ADDR:PORT     listen address (repeatable; [V6]:PORT for IPv6; default 127.0.0.1:53)
+      --worker ADDR:PORT     a worker (repeatable, at least one; replaces the file's list)
+      --udp                  serve UDP only          --tcp   serve TCP only (default: both)
+      --metrics ADDR:PORT    serve Prometheus metrics at http://ADDR:PORT/metrics (default off)
+      --threads N            query threads (only 1 is supported in this version)
+      --deadline-ms MS       time a query may take in total before SERVFAIL (default 1500)
+      --attempt-timeout-ms MS  time one attempt on a worker may take (default 500)
+      --max-retries N        re-sends to another worker after a failed attempt (default 2)
+      --upstream-connections N  persistent TCP connections per worker (default 2)
+      --idle-timeout SECONDS close client TCP connections idle this long (default 30)
+      --max-connections N    client TCP connection cap (default 10000)
+  -h, --help                 this text
+      --version              print the version
+Signals: SIGHUP reloads the worker list and limits; SIGTERM/SIGINT drain and exit.
+)";
+}
+
+namespace {
+
+void check_addresses(const std::string& setting, const std::vector<std::string>& list) {
+    std::set<std::string> seen;
+    for (const auto& a : list) {
+        std::string host, err;
+        uint16_t port;
+        if (!net::parse_host_port(a, host, port, err)) throw ConfigError(setting + ": " + err);
+        if (port == 0) throw ConfigError(setting + ": '" + a + "': port 0");
+        if (!seen.insert(a).second) throw ConfigError(setting + ": '" + a + "' is listed twice");
+    }
+}
+
+DeadlineAction parse_action(const std::string& key, const std::string& v) {
+    if (v == "servfail") return DeadlineAction::Servfail;
+    if (v == "drop") return DeadlineAction::Drop;
+    throw ConfigError(key + ": '" + v + "' is not servfail or drop");
+}
+
+void apply_key(BalancerConfig& c, const std::string& key, const nlohmann::json& v) {
+    using dns::json_bool;
+    using dns::json_string;
+    using dns::json_strings;
+    using dns::json_u32;
+    if (key == "listen") c.listen = json_strings(v, key);
+    else if (key == "workers") c.workers = json_strings(v, key);
+    else if (key == "udp") c.udp = json_bool(v, key);
+    else if (key == "tcp") c.tcp = json_bool(v, key);
+    else if (key == "threads") c.threads = json_u32(v, key, 1, 1024);
+    else if (key == "metrics") c.metrics = json_string(v, key);
+    else if (key == "deadline_ms") c.deadline_ms = json_u32(v, key, 10, 60000);
+    else if (key == "attempt_timeout_ms") c.attempt_timeout_ms = json_u32(v, key, 10, 60000);
+    else if (key == "max_retries") c.max_retries = json_u32(v, key, 0, 2);
+    else if (key == "deadline_action") c.deadline_action = parse_action(key, json_string(v, key));
+    else if (key == "max_inflight") c.max_inflight = json_u32(v, key, 1, 1u << 20);
+    else if (key == "upstream_connections") c.upstream_connections = json_u32(v, key, 1, 64);
+    else if (key == "upstream_max_outstanding") c.upstream_max_outstanding = json_u32(v, key, 1, 65535);
+    else if (key == "health_failures") c.health_failures = json_u32(v, key, 1, 1000);
+    else if (key == "health_backoff_min_ms") c.health_backoff_min_ms = json_u32(v, key, 10, 600000);
+    else if (key == "health_backoff_max_ms") c.health_backoff_max_ms = json_u32(v, key, 10, 600000);
+    else if (key == "tcp_idle_timeout") c.tcp_idle_timeout_ms = json_u32(v, key, 1, 3600) * 1000;
+    else if (key == "tcp_max_connections") c.tcp_max_connections = json_u32(v, key, 1, 1000000);
+    else if (key == "tcp_max_pending_bytes") c.tcp_max_pending_bytes = json_u32(v, key, 4096, 64 << 20);
+    else if (key == "tcp_max_queries_per_connection") c.tcp_max_queries_per_connection = json_u32(v, key, 1, 65535);
+    else if (key == "tcp_backlog") c.tcp_backlog = json_u32(v, key, 1, 65535);
+    else if (key == "tcp_close_grace") c.tcp_close_grace_ms = json_u32(v, key, 0, 600) * 1000;
+    else if (key == "shutdown_grace") c.shutdown_grace_ms = json_u32(v, key, 0, 600) * 1000;
+    else if (key == "udp_rcvbuf") c.udp_rcvbuf = json_u32(v, key, 65536, 1u << 30);
+    else throw ConfigError(key + ": unknown setting");
+}
+
+void load_file(const std::string& path, BalancerConfig& c) {
+    const nlohmann::json j = dns::read_json_object(path);
+    for (const auto& [key, value] : j.items()) apply_key(c, key, value);
+}
+
+}  // namespace
+
+CliAction load_config(int argc, char** argv, BalancerConfig& out) {
+    BalancerConfig c;
+    std::vector<std::pair<std::string, std::string>> flags;  // applied after the file
+    bool only_udp = false, only_tcp = false;
+    auto needs_value = [](const std::string& f) {
+        return f == "-c" || f == "--config" || f == "--listen" || f == "--worker" || f == "--metrics" ||
+               f == "--threads" || f == "--deadline-ms" || f == "--attempt-timeout-ms" || f == "--max-retries" ||
+               f == "--upstream-connections" || f == "--idle-timeout" || f == "--max-connections";
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string f = argv[i], v;
+        const size_t eq = f.find('=');
+        if (f.rfind("--", 0) == 0 && eq != std::string::npos) {
+            v = f.substr(eq + 1);
+            f = f.substr(0, eq);
+        } else if (needs_value(f)) {
+            if (i + 1 >= argc) throw ConfigError(f + ": missing value");
+            v = argv[++i];
+        }
+        if (f == "-h" || f == "--help") return CliAction::Help;
+        if (f == "--version") return CliAction::Version;
+        if (f == "--check-config") c.check_only = true;
+        else if (f == "--udp") only_udp = true;
+        else if (f == "--tcp") only_tcp = true;
+        else if (f == "-c" || f == "--config") c.config_path = v;
+        else if (needs_value(f)) flags.emplace_back(f, v);
+        else throw ConfigError(f + ": unknown option (see --help)");
+    }
+    const bool check_only = c.check_only;
+    const std::string path = c.config_path;
+    if (!path.empty()) load_file(path, c);
+    c.check_only = check_only;
+    c.config_path = path;
+    if (only_udp || only_tcp) {
+        c.udp = only_udp;
+        c.tcp = only_tcp;
+    }
+    bool listen_from_flags = false, workers_from_flags = false;
+    for (const auto& [f, v] : flags) {
+        if (f == "--listen") {
+            if (!listen_from_flags) c.listen.clear();  // flags replace the file's list
+            listen_from_flags = true;
+            c.listen.push_back(v);
+        } else if (f == "--worker") {
+            if (!workers_from_flags) c.workers.clear();
+            workers_from_flags = true;
+            c.workers.push_back(v);
+        } else if (f == "--metrics") c.metrics = v;
+        else if (f == "--threads") c.threads = dns::flag_number(f, v, 1, 1024);
+        else if (f == "--deadline-ms") c.deadline_ms = dns::flag_number(f, v, 10, 60000);
+        else if (f == "--attempt-timeout-ms") c.attempt_timeout_ms = dns::flag_number(f, v, 10, 60000);
+        else if (f == "--max-retries") c.max_retries = dns::flag_number(f, v, 0, 2);
+        else if (f == "--upstream-connections") c.upstream_connections = dns::flag_number(f, v, 1, 64);
+        else if (f == "--idle-timeout") c.tcp_idle_timeout_ms = dns::flag_number(f, v, 1, 3600) * 1000;
+        else if (f == "--max-connections") c.tcp_max_connections = dns::flag_number(f, v, 1, 1000000);
+    }
+    if (c.threads != 1)
+        throw ConfigError("threads: " + std::to_string(c.threads) + " is not supported yet (only 1)");
+    if (!c.udp && !c.tcp) throw ConfigError("udp/tcp: both are off; nothing to serve");
+    if (c.listen.empty()) throw ConfigError("listen: no address to listen on");
+    if (c.workers.empty()) throw ConfigError("workers: at least one worker ADDR:PORT is required (--worker)");
+    check_addresses("listen", c.listen);
+    check_addresses("workers", c.workers);
+    if (c.health_backoff_max_ms < c.health_backoff_min_ms)
+        throw ConfigError("health_backoff_max_ms: below health_backoff_min_ms");
+    if (!c.metrics.empty()) {
+        std::string h, err;
+        uint16_t p;
+        if (!net::parse_host_port(c.metrics, h, p, err)) throw ConfigError("metrics: " + err);
+    }
+    out = std::move(c);
+    return CliAction::Run;
+}
+
+}  // namespace dp::balancer

@@ -1,0 +1,91 @@
+#include "balancer/balancer_metrics.hpp"
+
+namespace dp::balancer {
+
+namespace {
+constexpr const char* kTransportNames[BalancerMetrics::kTransports] = {"udp", "tcp"};
+constexpr const char* kRcodeNames[BalancerMetrics::kRcodes] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                                               "NOTIMP",  "REFUSED", "YXDOMAIN", "other"};
+constexpr const char* kCloseNames[] = {"idle", "evicted", "peer", "error", "shutdown", "bad_length"};
+constexpr const char* kDropNames[] = {"malformed", "oversized", "deadline"};
+constexpr const char* kServfailNames[] = {"no_worker", "deadline", "overload"};
+constexpr const char* kFailNames[] = {"connect", "reset", "timeout", "probe"};
+}  // namespace
+
+void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
+    for (int t = 0; t < kTransports; ++t) {
+        for (int c = 0; c < kRcodes; ++c)
+            r.counter("domain_park_balancer_requests_total", "Answers sent to clients, by transport and rcode",
+                      {{"transport", kTransportNames[t]}, {"rcode", kRcodeNames[c]}}, &requests[t][c]);
+        r.histogram("domain_park_balancer_request_duration_seconds",
+                    "Time from receiving a query to handing its answer to the kernel",
+                    {{"transport", kTransportNames[t]}}, &duration[t]);
+        r.counter("domain_park_balancer_received_bytes_total", "DNS payload octets received from clients",
+                  {{"transport", kTransportNames[t]}}, &bytes_in[t]);
+        r.counter("domain_park_balancer_sent_bytes_total", "DNS payload octets sent to clients",
+                  {{"transport", kTransportNames[t]}}, &bytes_out[t]);
+    }
+    for (int i = 0; i < static_cast<int>(DropReason::Count); ++i)
+        r.counter("domain_park_balancer_dropped_total", "Queries received and never answered, by reason",
+                  {{"reason", kDropNames[i]}}, &dropped[i]);
+    for (int i = 0; i < static_cast<int>(ServfailReason::Count); ++i)
+        r.counter("domain_park_balancer_servfail_total", "SERVFAIL answers made by the balancer, by reason",
+                  {{"reason", kServfailNames[i]}}, &servfail[i]);
+    r.counter("domain_park_balancer_retries_total", "Queries re-sent to another worker after a failed attempt", {},
+              &retries);
+    r.counter("domain_park_balancer_deadline_expired_total", "Queries whose deadline passed without an answer", {},
+              &deadline_expired);
+    r.counter("domain_park_balancer_unmatched_answers_total",
+              "Answers from workers that matched no query in flight (late after a retry, or bogus)", {},
+              &unmatched_answers);
+    r.gauge("domain_park_balancer_inflight_queries", "Client queries waiting for a worker's answer", {}, &inflight);
+    r.counter("domain_park_balancer_udp_truncated_total", "UDP answers sent with TC=1 because they did not fit", {},
+              &udp_truncated);
+    r.counter("domain_park_balancer_udp_send_failed_total", "UDP answers the kernel refused", {}, &udp_send_failed);
+    r.counter("domain_park_balancer_tcp_connections_accepted_total", "Client TCP connections accepted", {},
+              &tcp_accepted);
+    r.gauge("domain_park_balancer_tcp_connections_open", "Client TCP connections open (including closing ones)", {},
+            &tcp_open);
+    for (int c = 0; c < static_cast<int>(CloseReason::Count); ++c)
+        r.counter("domain_park_balancer_tcp_connections_closed_total", "Client TCP connections closed, by reason",
+                  {{"reason", kCloseNames[c]}}, &tcp_closed[c]);
+    r.counter("domain_park_balancer_tcp_read_paused_total",
+              "Times reading a client TCP connection paused (unsent answers or unanswered queries at the cap)", {},
+              &tcp_read_paused);
+    r.counter("domain_park_balancer_tcp_oversized_input_total",
+              "Client TCP connections closed for buffering too much input", {}, &tcp_oversized_input);
+    r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "success"}},
+              &reloads_ok);
+    r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "failure"}},
+              &reloads_failed);
+}
+
+WorkerStats& MetricsExport::stats_for(const std::string& addr) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& w : workers_)
+        if (w.addr == addr) return w;
+    return workers_.emplace_back(addr);
+}
+
+std::vector<prometheus::MetricFamily> MetricsExport::Collect() const {
+    // A scrape is rare: build a registry each time rather than keep one in step with reloads.
+    net::MetricsRegistry r;
+    m_.register_all(r);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& w : workers_) {
+        const net::Labels l{{"worker", w.addr}};
+        r.counter("domain_park_balancer_worker_queries_total", "Query attempts sent to a worker", l, &w.queries);
+        r.counter("domain_park_balancer_worker_answers_total", "Answers received from a worker", l, &w.answers);
+        r.gauge("domain_park_balancer_worker_outstanding", "Queries sent to a worker and not answered yet", l,
+                &w.outstanding);
+        r.gauge("domain_park_balancer_worker_up", "1 when the worker is healthy and configured, else 0", l, &w.up);
+        r.counter("domain_park_balancer_worker_reconnects_total", "Connections to a worker opened again", l,
+                  &w.reconnects);
+        for (int i = 0; i < static_cast<int>(FailReason::Count); ++i)
+            r.counter("domain_park_balancer_worker_failures_total", "Failures counted against a worker's health",
+                      {{"worker", w.addr}, {"reason", kFailNames[i]}}, &w.failures[i]);
+    }
+    return r.Collect();
+}
+
+}  // namespace dp::balancer

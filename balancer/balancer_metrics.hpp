@@ -1,0 +1,76 @@
+// The balancer's metrics (names in README.md "Metrics"). Bumped only by the loop thread with
+// the shared single-writer counters; read by the metrics thread at scrape time.
+#pragma once
+
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "net/metrics.hpp"
+
+namespace dp::balancer {
+
+enum class CloseReason : uint8_t { Idle, Evicted, Peer, Error, Shutdown, BadLength, Count };
+// Queries received and never answered.
+enum class DropReason : uint8_t { Malformed, Oversized, Deadline, Count };
+// SERVFAIL answers the balancer made itself.
+enum class ServfailReason : uint8_t { NoWorker, Deadline, Overload, Count };
+// What counts against a worker's health.
+enum class FailReason : uint8_t { Connect, Reset, Timeout, Probe, Count };
+
+struct WorkerStats {
+    explicit WorkerStats(std::string a) : addr(std::move(a)) {}
+    std::string addr;
+    net::Counter queries;      // attempts sent (first tries and retries)
+    net::Counter answers;      // answers matched to a query
+    net::Gauge outstanding;    // attempts waiting for an answer
+    net::Gauge up;             // 1 healthy, 0 down (or removed)
+    net::Counter reconnects;   // connections opened after the first one of each slot
+    net::Counter failures[static_cast<int>(FailReason::Count)];
+};
+
+struct BalancerMetrics {
+    static constexpr int kTransports = 2;  // 0 udp, 1 tcp
+    static constexpr int kRcodes = 8;
+
+    net::Counter requests[kTransports][kRcodes];  // answers sent to clients, by header rcode
+    net::Histogram duration[kTransports];         // query received to answer handed to the kernel
+    net::Counter dropped[static_cast<int>(DropReason::Count)];
+    net::Counter servfail[static_cast<int>(ServfailReason::Count)];
+    net::Counter retries;
+    net::Counter deadline_expired;
+    net::Counter unmatched_answers;  // from a worker, matching no query in flight (late or bogus)
+    net::Gauge inflight;
+    net::Counter bytes_in[kTransports], bytes_out[kTransports];
+    net::Counter udp_truncated;
+    net::Counter udp_send_failed;
+    net::Counter tcp_accepted;
+    net::Gauge tcp_open;
+    net::Counter tcp_closed[static_cast<int>(CloseReason::Count)];
+    net::Counter tcp_read_paused;
+    net::Counter tcp_oversized_input;
+    net::Counter reloads_ok, reloads_failed;
+
+    void answered(int transport, uint8_t rcode) { requests[transport][rcode < kRcodes - 1 ? rcode : kRcodes - 1].inc(); }
+    void close(CloseReason r) { tcp_closed[static_cast<int>(r)].inc(); }
+    void drop(DropReason r) { dropped[static_cast<int>(r)].inc(); }
+
+    void register_all(net::MetricsRegistry& r) const;
+};
+
+// The scrape side: the fixed metrics plus one WorkerStats per worker address ever configured.
+// Stats are never freed (a worker removed and added again continues its counters), so the
+// loop thread may bump them without a lock; only adding one takes the lock.
+class MetricsExport : public prometheus::Collectable {
+public:
+    explicit MetricsExport(const BalancerMetrics& m) : m_(m) {}
+    WorkerStats& stats_for(const std::string& addr);
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+private:
+    const BalancerMetrics& m_;
+    mutable std::mutex mu_;
+    std::deque<WorkerStats> workers_;
+};
+
+}  // namespace dp::balancer

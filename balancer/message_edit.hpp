@@ -1,0 +1,34 @@
+// The few message edits the balancer makes on its own (everything else is the worker's
+// answer, passed through): matching an answer's question to its query, truncating an answer
+// for a UDP client, and building SERVFAIL when no worker answers. Bounds-checked, no allocation.
+// These live here rather than in dns/ because only the balancer needs them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dp::balancer {
+
+// Offset just after the question section of `msg` (12 when QDCOUNT is 0); false when the
+// section is malformed, compressed, or holds more than one question.
+bool question_end(const uint8_t* msg, size_t len, size_t& end);
+
+// True when two question sections (octets after the header) are the same question: name
+// compared ignoring ASCII case (RFC 4343), type and class exactly.
+bool same_question(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen);
+
+// An answer that does not fit a UDP client: header (TC=1), question and the OPT record of
+// `answer`, nothing else. Returns its length, 0 when `answer` cannot be walked or `cap` is short.
+size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t cap);
+
+// SERVFAIL for `query` (its ID, RD/CD, question, an OPT when it had one). 0 when the query
+// is one that is never answered (a response or a runt).
+size_t make_servfail(const uint8_t* query, size_t len, uint8_t* out, size_t cap);
+
+inline uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline void put_u16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+
+}  // namespace dp::balancer

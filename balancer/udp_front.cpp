@@ -1,0 +1,178 @@
+#include "balancer/udp_front.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "balancer/message_edit.hpp"
+#include "net/sockets.hpp"
+
+namespace dp::balancer {
+
+UdpFront::UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, std::string host, uint16_t port)
+    : loop_(loop), ctx_(ctx), pool_(pool), host_(std::move(host)), port_(port) {
+    for (int i = 0; i < kBatch; ++i) in_iov_[i] = {in_buf_[i], kInSize};
+}
+
+UdpFront::~UdpFront() {
+    if (fd_ >= 0) close(fd_);
+}
+
+bool UdpFront::start(std::string& error) {
+    fd_ = net::bind_socket(host_, port_, SOCK_DGRAM, false, error);
+    if (fd_ < 0) return false;
+    // A deep receive queue absorbs bursts; SO_RCVBUFFORCE passes rmem_max when we are root.
+    const int size = static_cast<int>(ctx_.config.udp_rcvbuf);
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    uv_poll_init_socket(loop_, &poll_, fd_);
+    poll_.data = this;
+    uv_poll_start(&poll_, UV_READABLE, on_readable);
+    polling_ = true;
+    return true;
+}
+
+void UdpFront::stop() {
+    if (polling_) {
+        uv_poll_stop(&poll_);
+        uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+        polling_ = false;
+    }
+}
+
+void UdpFront::on_readable(uv_poll_t* h, int status, int) {
+    if (status < 0) return;
+    auto* self = static_cast<UdpFront*>(h->data);
+    self->drain();
+    self->ctx_.flush_all();
+}
+
+void UdpFront::drain() {
+    for (int round = 0; round < kRounds; ++round) {
+        for (int i = 0; i < kBatch; ++i) {
+            msghdr& mh = in_[i].msg_hdr;
+            mh.msg_name = &in_peers_[i];
+            mh.msg_namelen = sizeof(sockaddr_storage);
+            mh.msg_iov = &in_iov_[i];
+            mh.msg_iovlen = 1;
+            mh.msg_control = nullptr;
+            mh.msg_controllen = 0;
+            mh.msg_flags = 0;
+        }
+        const int got = recvmmsg(fd_, in_, kBatch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
+        const uint64_t t0 = now_ns();
+        for (int i = 0; i < got; ++i)
+            handle(in_buf_[i], in_[i].msg_len, in_peers_[i], in_[i].msg_hdr.msg_namelen, t0);
+        // Hand this batch to the workers before reading the next one.
+        ctx_.flush_all();
+        if (got < kBatch) return;
+    }
+}
+
+void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len,
+                      uint64_t t0) {
+    BalancerMetrics& m = ctx_.metrics;
+    m.bytes_in[0].inc(len);
+    dns::Query q;
+    dns::Malformed why;
+    if (dns::parse_query(msg, len, q, why) == dns::ParseStatus::Drop) {
+        m.drop(DropReason::Malformed);  // a response or a runt: never answered
+        return;
+    }
+    if (len > kMaxQuery) {
+        m.drop(DropReason::Oversized);
+        return;
+    }
+    Pending* p = pool_.acquire();
+    if (!p) {
+        // Every query slot is taken: answer at once rather than queue without bound.
+        m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
+        uint8_t* out = out_slot(peer, peer_len);
+        const size_t r = make_servfail(msg, len, out, dns::kUdpPayloadCap);
+        if (r == 0) return;
+        out_iov_[n_out_].iov_len = r;
+        ++n_out_;
+        out_bytes_ += r;
+        m.answered(0, dns::rcode::SERVFAIL);
+        return;
+    }
+    p->front = this;
+    p->transport = 0;
+    std::memcpy(&p->peer, &peer, peer_len);
+    p->peer_len = peer_len;
+    p->client_id = q.id;
+    p->udp_limit = q.edns ? std::clamp<uint16_t>(q.edns_udp_size, 512, dns::kUdpPayloadCap) : 512;
+    p->len = static_cast<uint16_t>(len);
+    p->qlen = q.question_ok ? static_cast<uint16_t>(q.question_end - dns::kHeaderSize) : 0;
+    if (len > kInlineQuery) {
+        p->heap = static_cast<uint8_t*>(std::malloc(len));
+        if (!p->heap) {
+            pool_.release(p);
+            m.drop(DropReason::Oversized);
+            return;
+        }
+    }
+    std::memcpy(p->query(), msg, len);
+    p->start_ns = t0;
+    pool_.submit(p);
+}
+
+uint8_t* UdpFront::out_slot(const sockaddr_storage& peer, socklen_t peer_len) {
+    if (n_out_ == kBatch) flush();
+    std::memcpy(&out_peers_[n_out_], &peer, peer_len);
+    msghdr& mh = out_[n_out_].msg_hdr;
+    mh.msg_name = &out_peers_[n_out_];
+    mh.msg_namelen = peer_len;
+    mh.msg_iov = &out_iov_[n_out_];
+    mh.msg_iovlen = 1;
+    mh.msg_control = nullptr;
+    mh.msg_controllen = 0;
+    mh.msg_flags = 0;
+    out_iov_[n_out_].iov_base = out_buf_[n_out_];
+    return out_buf_[n_out_];
+}
+
+void UdpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
+    BalancerMetrics& m = ctx_.metrics;
+    uint8_t* out = out_slot(p.peer, p.peer_len);
+    size_t r = len;
+    if (len > p.udp_limit) {
+        r = truncate_answer(answer, len, out, p.udp_limit);
+        if (r == 0) return;  // a worker answer we cannot walk: nothing safe to send
+        m.udp_truncated.inc();
+    } else {
+        std::memcpy(out, answer, len);
+    }
+    put_u16(out, p.client_id);
+    out_iov_[n_out_].iov_len = r;
+    ++n_out_;
+    out_bytes_ += r;
+    m.answered(0, out[3] & 0x0F);
+    m.duration[0].observe_ns(now_ns() - p.start_ns);
+}
+
+void UdpFront::flush() {
+    BalancerMetrics& m = ctx_.metrics;
+    int sent = 0;
+    while (sent < n_out_) {
+        const int s = sendmmsg(fd_, out_ + sent, static_cast<unsigned>(n_out_ - sent), MSG_DONTWAIT);
+        if (s > 0) {
+            sent += s;
+            continue;
+        }
+        if (s < 0 && errno == EINTR) continue;
+        // EAGAIN (send queue full) or a per-destination error: skip that datagram.
+        m.udp_send_failed.inc();
+        out_bytes_ -= out_[sent].msg_hdr.msg_iov->iov_len;
+        ++sent;
+    }
+    m.bytes_out[0].inc(out_bytes_);
+    out_bytes_ = 0;
+    n_out_ = 0;
+}
+
+}  // namespace dp::balancer

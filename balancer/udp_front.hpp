@@ -1,0 +1,61 @@
+// Client-facing UDP on one address: readiness from libuv, batched recvmmsg; each query goes
+// to the upstream pool; answers (which come back later, from the workers' TCP connections)
+// are collected and sent with one sendmmsg per event. Answers larger than the client's size
+// (512, or its EDNS size capped at 1232) are truncated to header, question and OPT with TC=1.
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <string>
+
+#include "balancer/balancer_context.hpp"
+#include "balancer/upstream_pool.hpp"
+#include "dns/wire.hpp"
+
+namespace dp::balancer {
+
+class UdpFront : public Front, public Flushable {
+public:
+    UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, std::string host, uint16_t port);
+    ~UdpFront() override;
+    bool start(std::string& error);
+    void stop();  // stops reading; answers still in flight are still sent
+
+    void deliver(Pending& p, const uint8_t* answer, size_t len) override;
+    void forget(Pending&) override {}
+    void flush() override;
+
+private:
+    static constexpr int kBatch = 64;   // datagrams per recvmmsg/sendmmsg
+    static constexpr int kRounds = 16;  // batches per readiness event before yielding
+    static constexpr size_t kInSize = 4096;
+
+    static void on_readable(uv_poll_t* h, int status, int events);
+    void drain();
+    void handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
+    uint8_t* out_slot(const sockaddr_storage& peer, socklen_t peer_len);
+
+    uv_loop_t* loop_;
+    BalancerContext& ctx_;
+    UpstreamPool& pool_;
+    std::string host_;
+    uint16_t port_;
+    int fd_ = -1;
+    uv_poll_t poll_{};
+    bool polling_ = false;
+
+    mmsghdr in_[kBatch];
+    iovec in_iov_[kBatch];
+    sockaddr_storage in_peers_[kBatch];
+    uint8_t in_buf_[kBatch][kInSize];
+
+    int n_out_ = 0;
+    uint64_t out_bytes_ = 0;
+    mmsghdr out_[kBatch];
+    iovec out_iov_[kBatch];
+    sockaddr_storage out_peers_[kBatch];
+    uint8_t out_buf_[kBatch][dns::kUdpPayloadCap];
+};
+
+}  // namespace dp::balancer
