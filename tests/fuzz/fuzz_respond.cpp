@@ -10,6 +10,9 @@
 
 #include "dns/policy.hpp"
 #include "net/dns_stream.hpp"
+#ifdef DP_FUZZ_BALANCER
+#include "balancer/message_edit.hpp"
+#endif
 
 namespace {
 
@@ -57,6 +60,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return true;
     });
     check(used <= size, "framing consumed more than given");
+#ifdef DP_FUZZ_BALANCER
+    // The balancer walks answers from workers and queries from clients with these.
+    size_t qend = 0;
+    if (dp::balancer::question_end(data, size, qend)) check(qend >= 12 && qend <= size, "question end out of bounds");
+    uint8_t small[600];
+    const size_t t = dp::balancer::truncate_answer(data, size, small, sizeof small);
+    check(t == 0 || (t >= 12 && t <= sizeof small), "truncated answer size");
+    const size_t f = dp::balancer::make_servfail(data, size, small, sizeof small);
+    check(f == 0 || (f >= 12 && f <= sizeof small), "SERVFAIL size");
+    if (size > 24) dp::balancer::same_question(data + 12, size / 2 - 12, data + size / 2, size - size / 2);
+#endif
     return 0;
 }
 
