@@ -22,12 +22,8 @@ UdpFront::~UdpFront() {
 }
 
 bool UdpFront::start(std::string& error) {
-    fd_ = net::bind_socket(host_, port_, SOCK_DGRAM, false, error);
+    fd_ = net::bind_udp_socket(host_, port_, false, ctx_.config.udp_rcvbuf, error);
     if (fd_ < 0) return false;
-    // A deep receive queue absorbs bursts; SO_RCVBUFFORCE passes rmem_max when we are root.
-    const int size = static_cast<int>(ctx_.config.udp_rcvbuf);
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-        setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     uv_poll_init_socket(loop_, &poll_, fd_);
     poll_.data = this;
     uv_poll_start(&poll_, UV_READABLE, on_readable);

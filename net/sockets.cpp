@@ -97,6 +97,15 @@ int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport
     return fd;
 }
 
+int bind_udp_socket(const std::string& host, uint16_t port, bool reuseport, uint32_t rcvbuf, std::string& error) {
+    const int fd = bind_socket(host, port, SOCK_DGRAM, reuseport, error);
+    if (fd < 0) return -1;
+    const int size = static_cast<int>(rcvbuf);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    return fd;
+}
+
 uint64_t raise_fd_limit() {
     rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;

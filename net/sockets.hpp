@@ -15,6 +15,9 @@ bool make_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& ss,
 // A bound non-blocking socket (SOCK_DGRAM or SOCK_STREAM), SO_REUSEPORT when asked.
 // Returns the fd, or -1 with `error` naming the address and the reason.
 int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport, std::string& error);
+// A bound UDP socket with a deep receive queue (`rcvbuf` octets; SO_RCVBUFFORCE passes
+// rmem_max when we are root) to absorb bursts. -1 with `error` set on failure.
+int bind_udp_socket(const std::string& host, uint16_t port, bool reuseport, uint32_t rcvbuf, std::string& error);
 // Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
 uint64_t raise_fd_limit();
 

@@ -37,12 +37,8 @@ UdpServer::~UdpServer() {
 
 bool UdpServer::start(std::string& error) {
     const auto& c = ctx_.config;
-    fd_ = net::bind_socket(c.host, c.port, SOCK_DGRAM, c.reuseport, error);
+    fd_ = net::bind_udp_socket(c.host, c.port, c.reuseport, c.udp_rcvbuf, error);
     if (fd_ < 0) return false;
-    // A deep receive queue absorbs bursts; SO_RCVBUFFORCE passes rmem_max when we are root.
-    const int size = static_cast<int>(c.udp_rcvbuf);
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-        setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     uv_poll_init_socket(loop_, &poll_, fd_);
     poll_.data = this;
     uv_poll_start(&poll_, UV_READABLE, on_readable);
