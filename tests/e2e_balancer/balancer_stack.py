@@ -18,8 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,14 +33,12 @@ _spec = importlib.util.spec_from_file_location("e2e_worker_conftest_for_balancer
 wc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(wc)
 
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 BALANCER_BIN = os.environ.get("DOMAIN_PARK_BALANCER",
                               str(REPO / "build" / "balancer" / "domain-park-balancer"))
 STANDARD_ARGS = list(wc.STANDARD_ARGS)
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-HTTP_TIMEOUT = 3.0
 
 _LIVE_BALANCERS = []
 
@@ -56,53 +52,7 @@ def balancer_binary():
 
 # --- metrics --------------------------------------------------------------------------------------
 
-def http_get(url, timeout=HTTP_TIMEOUT):
-    """(status, body) of a GET to a loopback URL; status None when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except (urllib.error.URLError, OSError):
-        return None, ""
-
-
-class Metrics:
-    """A parsed Prometheus scrape: sample values summed over the labels not given."""
-
-    def __init__(self, text):
-        self.text = text
-        self.samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-
-    def value(self, name, **labels):
-        return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-    def has(self, name):
-        return any(s.name == name for s in self.samples)
-
-
-def scrape(addr):
-    status, body = http_get(f"http://{addr}/metrics")
-    assert status == 200, f"GET http://{addr}/metrics -> {status}"
-    return Metrics(body)
-
-
-def wait_metrics(addr, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while http_get(f"http://{addr}/metrics", timeout=0.5)[0] != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics endpoint {addr} not answering within {timeout}s")
-        time.sleep(0.05)
-
-
-def free_tcp_ports(n, taken=()):
-    ports = set()
-    while len(ports) < n:
-        p = wc.free_tcp_port()
-        if p not in taken:
-            ports.add(p)
-    return sorted(ports)
+from prom_scrape import Metrics, free_tcp_ports, http_get, scrape, wait_metrics  # noqa: E402,F401
 
 
 # --- processes ------------------------------------------------------------------------------------

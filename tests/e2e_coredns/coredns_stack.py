@@ -19,8 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,7 +34,6 @@ _spec = importlib.util.spec_from_file_location("e2e_worker_conftest", E2E_DIR / 
 wc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(wc)
 
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 ROOT_COREFILE = REPO / "Corefile"
 RRL_COREFILE = REPO / "deploy" / "coredns" / "Corefile.rrl"
@@ -48,7 +45,6 @@ SCRIPT_TIMEOUT = 1200
 READY_TIMEOUT = 20.0
 # The Corefile's health plugin has `lameduck 5s`: SIGTERM keeps serving 5 s before exiting.
 STOP_TIMEOUT = 15.0
-HTTP_TIMEOUT = 3.0
 
 # The configuration of the workers (the one tests/e2e uses).
 NS1, NS2, NS1_ADDRS, NS2_ADDRS = wc.NS1, wc.NS2, wc.NS1_ADDRS, wc.NS2_ADDRS
@@ -89,55 +85,8 @@ def _binary(env_var, script, what):
 
 # --- metrics --------------------------------------------------------------------------------------
 
-def http_get(url, timeout=HTTP_TIMEOUT):
-    """(status, body) of a GET to a loopback URL; status None when nothing answered."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except (urllib.error.URLError, OSError):
-        return None, ""
-
-
-class Metrics:
-    """A parsed Prometheus scrape: samples looked up by sample name and a label subset."""
-
-    def __init__(self, text):
-        self.text = text
-        self.families = {f.name: f for f in text_string_to_metric_families(text)}
-        self.samples = [s for f in self.families.values() for s in f.samples]
-
-    def names(self):
-        return {s.name for s in self.samples}
-
-    def has(self, name):
-        return any(s.name == name for s in self.samples)
-
-    def value(self, name, **labels):
-        """Sum of the samples called name whose labels include labels (0 when none)."""
-        return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-    def series(self, name):
-        return [(dict(s.labels), s.value) for s in self.samples if s.name == name]
-
-
-def scrape(addr):
-    status, body = http_get(f"http://{addr}/metrics")
-    assert status == 200, f"GET http://{addr}/metrics -> {status}"
-    return Metrics(body)
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-def distinct_tcp_ports(n, taken=()):
-    ports = set()
-    while len(ports) < n:
-        p = wc.free_tcp_port()
-        if p not in taken:
-            ports.add(p)
-    return sorted(ports)
+from prom_scrape import Metrics, http_get, scrape  # noqa: E402,F401
+from prom_scrape import free_tcp_ports as distinct_tcp_ports  # noqa: E402
 
 
 class CoreDNS:
