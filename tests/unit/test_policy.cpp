@@ -423,8 +423,13 @@ TEST_CASE("registrable domains by the Public Suffix List") {
     CHECK(p.registrable_domain("a.b.c.d.e.f.g.h.i.j.example.co.uk") == "example.co.uk");
     CHECK(p.registrable_domain("x.city.kawasaki.jp") == "city.kawasaki.jp");  // exception rule
     CHECK(p.registrable_domain("a.b.kawasaki.jp") == "a.b.kawasaki.jp");      // wildcard rule
-    // Asked twice: the memo in front of libpsl gives the same answers.
+    // Asked twice: the memo in front of libpsl gives the same answers, and so does no memo.
     CHECK(p.registrable_domain("a.b.kawasaki.jp") == "a.b.kawasaki.jp");
+    PolicySettings no_memo = base_settings();
+    no_memo.psl_memo_entries = 0;
+    Policy direct(no_memo);
+    for (const char* n : {"a.b.example.co.uk", "x.city.kawasaki.jp", "a.b.kawasaki.jp", "co.uk", "shop.example.xn--p1ai"})
+        CHECK(direct.registrable_domain(n) == p.registrable_domain(n));
 
     PolicySettings s = base_settings();
     s.psl_private = true;
