@@ -1,5 +1,6 @@
 #include "balancer/balancer_config.hpp"
 
+
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -96,28 +97,17 @@ CliAction load_config(int argc, char** argv, BalancerConfig& out) {
     BalancerConfig c;
     std::vector<std::pair<std::string, std::string>> flags;  // applied after the file
     bool only_udp = false, only_tcp = false;
-    auto needs_value = [](const std::string& f) {
-        return f == "-c" || f == "--config" || f == "--listen" || f == "--worker" || f == "--metrics" ||
-               f == "--threads" || f == "--deadline-ms" || f == "--attempt-timeout-ms" || f == "--max-retries" ||
-               f == "--upstream-connections" || f == "--idle-timeout" || f == "--max-connections";
-    };
-    for (int i = 1; i < argc; ++i) {
-        std::string f = argv[i], v;
-        const size_t eq = f.find('=');
-        if (f.rfind("--", 0) == 0 && eq != std::string::npos) {
-            v = f.substr(eq + 1);
-            f = f.substr(0, eq);
-        } else if (needs_value(f)) {
-            if (i + 1 >= argc) throw ConfigError(f + ": missing value");
-            v = argv[++i];
-        }
+    const std::initializer_list<const char*> takes_value = {"-c",        "--config",           "--listen",      "--worker",
+                              "--metrics", "--threads",          "--deadline-ms", "--attempt-timeout-ms",
+                              "--max-retries", "--upstream-connections", "--idle-timeout", "--max-connections"};
+    for (const auto& [f, v, valued] : dns::split_flags(argc, argv, takes_value)) {
         if (f == "-h" || f == "--help") return CliAction::Help;
         if (f == "--version") return CliAction::Version;
         if (f == "--check-config") c.check_only = true;
         else if (f == "--udp") only_udp = true;
         else if (f == "--tcp") only_tcp = true;
         else if (f == "-c" || f == "--config") c.config_path = v;
-        else if (needs_value(f)) flags.emplace_back(f, v);
+        else if (valued) flags.emplace_back(f, v);
         else throw ConfigError(f + ": unknown option (see --help)");
     }
     const bool check_only = c.check_only;

@@ -49,6 +49,30 @@ nlohmann::json read_json_object(const std::string& path) {
     return j;
 }
 
+std::vector<Flag> split_flags(int argc, char** argv, std::initializer_list<const char*> takes_value) {
+    auto needs_value = [&](const std::string& f) {
+        for (const char* t : takes_value)
+            if (f == t) return true;
+        return false;
+    };
+    std::vector<Flag> out;
+    for (int i = 1; i < argc; ++i) {
+        Flag a{argv[i], "", false};
+        const size_t eq = a.name.find('=');
+        if (a.name.rfind("--", 0) == 0 && eq != std::string::npos) {
+            a.value = a.name.substr(eq + 1);
+            a.name.resize(eq);
+            a.valued = needs_value(a.name);
+        } else if (needs_value(a.name)) {
+            if (i + 1 >= argc) throw ConfigError(a.name + ": missing value");
+            a.value = argv[++i];
+            a.valued = true;
+        }
+        out.push_back(std::move(a));
+    }
+    return out;
+}
+
 uint32_t flag_number(const std::string& flag, const std::string& v, uint64_t min, uint64_t max) {
     if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos)
         throw ConfigError(flag + ": '" + v + "' is not a number");

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,15 @@ bool json_bool(const nlohmann::json& v, const std::string& key);
 std::vector<std::string> json_strings(const nlohmann::json& v, const std::string& key);
 // Reads a configuration file that must hold one JSON object; ConfigError names the file.
 nlohmann::json read_json_object(const std::string& path);
+// One command-line argument: "--flag=value", or "--flag value" for a flag in the caller's
+// value-taking list (`valued`); other flags have an empty value.
+struct Flag {
+    std::string name, value;
+    bool valued = false;
+};
+// argv as Flags in order; ConfigError for a value-taking flag at the end of the line.
+// Which flags exist is the caller's business.
+std::vector<Flag> split_flags(int argc, char** argv, std::initializer_list<const char*> takes_value);
 // A decimal command-line value within [min, max]; ConfigError names the flag.
 uint32_t flag_number(const std::string& flag, const std::string& v, uint64_t min, uint64_t max);
 

@@ -1,5 +1,6 @@
 #include "worker/worker_config.hpp"
 
+
 #include <nlohmann/json.hpp>
 
 #include "dns/policy_settings.hpp"
@@ -70,21 +71,10 @@ CliAction load_config(int argc, char** argv, WorkerConfig& out) {
     WorkerConfig c;
     std::vector<std::pair<std::string, std::string>> flags;  // applied after the file
     bool only_udp = false, only_tcp = false;
-    auto needs_value = [](const std::string& f) {
-        return f == "-c" || f == "--config" || f == "--host" || f == "--port" || f == "-n" || f == "--nameserver" ||
-               f == "--rua" || f == "--ruf" || f == "--identity" || f == "--metrics" || f == "--idle-timeout" ||
-               f == "--max-connections" || f == "--psl-file";
-    };
-    for (int i = 1; i < argc; ++i) {
-        std::string f = argv[i], v;
-        const size_t eq = f.find('=');
-        if (f.rfind("--", 0) == 0 && eq != std::string::npos) {
-            v = f.substr(eq + 1);
-            f = f.substr(0, eq);
-        } else if (needs_value(f)) {
-            if (i + 1 >= argc) throw ConfigError(f + ": missing value");
-            v = argv[++i];
-        }
+    const std::initializer_list<const char*> takes_value = {"-c",         "--config",   "--host",     "--port",         "-n",
+                              "--nameserver", "--rua",      "--ruf",      "--identity",     "--metrics",
+                              "--idle-timeout", "--max-connections", "--psl-file"};
+    for (const auto& [f, v, valued] : dns::split_flags(argc, argv, takes_value)) {
         if (f == "-h" || f == "--help") return CliAction::Help;
         if (f == "--version") return CliAction::Version;
         if (f == "--check-config") c.check_only = true;
@@ -93,7 +83,7 @@ CliAction load_config(int argc, char** argv, WorkerConfig& out) {
         else if (f == "--reuseport") c.reuseport = true;
         else if (f == "--psl-private") c.policy.psl_private = true;
         else if (f == "-c" || f == "--config") c.config_path = v;
-        else if (needs_value(f)) flags.emplace_back(f, v);
+        else if (valued) flags.emplace_back(f, v);
         else throw ConfigError(f + ": unknown option (see --help)");
     }
     const bool check_only = c.check_only, reuseport = c.reuseport, psl_private = c.policy.psl_private;
