@@ -17,34 +17,18 @@ UdpFront::UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, st
     for (int i = 0; i < kBatch; ++i) in_iov_[i] = {in_buf_[i], kInSize};
 }
 
-UdpFront::~UdpFront() {
-    if (fd_ >= 0) close(fd_);
-}
-
 bool UdpFront::start(std::string& error) {
-    fd_ = net::bind_udp_socket(host_, port_, false, ctx_.config.udp_rcvbuf, error);
-    if (fd_ < 0) return false;
-    uv_poll_init_socket(loop_, &poll_, fd_);
-    poll_.data = this;
-    uv_poll_start(&poll_, UV_READABLE, on_readable);
-    polling_ = true;
-    return true;
+    return socket_.open(
+        loop_, host_, port_, false, ctx_.config.udp_rcvbuf,
+        [](void* p) {
+            auto* self = static_cast<UdpFront*>(p);
+            self->drain();
+            self->ctx_.flush_all();
+        },
+        this, error);
 }
 
-void UdpFront::stop() {
-    if (polling_) {
-        uv_poll_stop(&poll_);
-        uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-        polling_ = false;
-    }
-}
-
-void UdpFront::on_readable(uv_poll_t* h, int status, int) {
-    if (status < 0) return;
-    auto* self = static_cast<UdpFront*>(h->data);
-    self->drain();
-    self->ctx_.flush_all();
-}
+void UdpFront::stop() { socket_.stop(); }
 
 void UdpFront::drain() {
     for (int round = 0; round < kRounds; ++round) {
@@ -58,7 +42,7 @@ void UdpFront::drain() {
             mh.msg_controllen = 0;
             mh.msg_flags = 0;
         }
-        const int got = recvmmsg(fd_, in_, kBatch, MSG_DONTWAIT, nullptr);
+        const int got = recvmmsg(socket_.fd(), in_, kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
         const uint64_t t0 = now_ns();
         for (int i = 0; i < got; ++i)
@@ -155,7 +139,7 @@ void UdpFront::flush() {
     BalancerMetrics& m = ctx_.metrics;
     int sent = 0;
     while (sent < n_out_) {
-        const int s = sendmmsg(fd_, out_ + sent, static_cast<unsigned>(n_out_ - sent), MSG_DONTWAIT);
+        const int s = sendmmsg(socket_.fd(), out_ + sent, static_cast<unsigned>(n_out_ - sent), MSG_DONTWAIT);
         if (s > 0) {
             sent += s;
             continue;

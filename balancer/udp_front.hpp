@@ -4,6 +4,8 @@
 // (512, or its EDNS size capped at 1232) are truncated to header, question and OPT with TC=1.
 #pragma once
 
+#include "net/udp_socket.hpp"
+
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -18,7 +20,6 @@ namespace dp::balancer {
 class UdpFront : public Front, public Flushable {
 public:
     UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, std::string host, uint16_t port);
-    ~UdpFront() override;
     bool start(std::string& error);
     void stop();  // stops reading; answers still in flight are still sent
 
@@ -31,7 +32,6 @@ private:
     static constexpr int kRounds = 16;  // batches per readiness event before yielding
     static constexpr size_t kInSize = 4096;
 
-    static void on_readable(uv_poll_t* h, int status, int events);
     void drain();
     void handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
     uint8_t* out_slot(const sockaddr_storage& peer, socklen_t peer_len);
@@ -41,9 +41,7 @@ private:
     UpstreamPool& pool_;
     std::string host_;
     uint16_t port_;
-    int fd_ = -1;
-    uv_poll_t poll_{};
-    bool polling_ = false;
+    net::UdpSocket socket_;
 
     mmsghdr in_[kBatch];
     iovec in_iov_[kBatch];

@@ -31,33 +31,13 @@ UdpServer::UdpServer(uv_loop_t* loop, WorkerContext& ctx) : loop_(loop), ctx_(ct
     }
 }
 
-UdpServer::~UdpServer() {
-    if (fd_ >= 0) close(fd_);
-}
-
 bool UdpServer::start(std::string& error) {
     const auto& c = ctx_.config;
-    fd_ = net::bind_udp_socket(c.host, c.port, c.reuseport, c.udp_rcvbuf, error);
-    if (fd_ < 0) return false;
-    uv_poll_init_socket(loop_, &poll_, fd_);
-    poll_.data = this;
-    uv_poll_start(&poll_, UV_READABLE, on_readable);
-    polling_ = true;
-    return true;
+    return socket_.open(loop_, c.host, c.port, c.reuseport, c.udp_rcvbuf,
+                        [](void* self) { static_cast<UdpServer*>(self)->drain(); }, this, error);
 }
 
-void UdpServer::stop() {
-    if (polling_) {
-        uv_poll_stop(&poll_);
-        uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-        polling_ = false;
-    }
-}
-
-void UdpServer::on_readable(uv_poll_t* h, int status, int) {
-    if (status < 0) return;
-    static_cast<UdpServer*>(h->data)->drain();
-}
+void UdpServer::stop() { socket_.stop(); }
 
 void UdpServer::drain() {
     WorkerMetrics& m = ctx_.metrics;
@@ -65,7 +45,7 @@ void UdpServer::drain() {
     const dns::Transport transport{false, 0};
     for (int round = 0; round < kRounds; ++round) {
         for (int i = 0; i < kBatch; ++i) in_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        const int got = recvmmsg(fd_, in_, kBatch, MSG_DONTWAIT, nullptr);
+        const int got = recvmmsg(socket_.fd(), in_, kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
         const uint64_t t0 = now_ns();
         int n_out = 0;
@@ -86,7 +66,7 @@ void UdpServer::drain() {
         }
         int sent = 0;
         while (sent < n_out) {
-            const int s = sendmmsg(fd_, out_ + sent, static_cast<unsigned>(n_out - sent), MSG_DONTWAIT);
+            const int s = sendmmsg(socket_.fd(), out_ + sent, static_cast<unsigned>(n_out - sent), MSG_DONTWAIT);
             if (s > 0) {
                 sent += s;
                 continue;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dns/wire.hpp"
+#include "net/udp_socket.hpp"
 #include "worker/worker_context.hpp"
 
 namespace dp::worker {
@@ -15,7 +16,6 @@ namespace dp::worker {
 class UdpServer {
 public:
     UdpServer(uv_loop_t* loop, WorkerContext& ctx);
-    ~UdpServer();
     // Binds and starts; false with `error` set on failure.
     bool start(std::string& error);
     void stop();
@@ -25,14 +25,11 @@ private:
     static constexpr int kRounds = 16;    // batches per readiness event before yielding to TCP
     static constexpr size_t kInSize = 4096;
 
-    static void on_readable(uv_poll_t* h, int status, int events);
     void drain();
 
     uv_loop_t* loop_;
     WorkerContext& ctx_;
-    int fd_ = -1;
-    uv_poll_t poll_{};
-    bool polling_ = false;
+    net::UdpSocket socket_;
 
     mmsghdr in_[kBatch];
     iovec in_iov_[kBatch];
