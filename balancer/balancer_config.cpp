@@ -22,7 +22,8 @@ Spreads DNS queries over domain-park workers through persistent pipelined TCP co
       --worker ADDR:PORT     a worker (repeatable, at least one; replaces the file's list)
       --udp                  serve UDP only          --tcp   serve TCP only (default: both)
       --metrics ADDR:PORT    serve Prometheus metrics at http://ADDR:PORT/metrics (default off)
-      --threads N            query threads (only 1 is supported in this version)
+      --threads N            query threads, each with its own sockets (SO_REUSEPORT), worker
+                             connections and cache (default 1; at most 64)
       --deadline-ms MS       time a query may take in total before SERVFAIL (default 1500)
       --attempt-timeout-ms MS  time one attempt on a worker may take (default 500)
       --max-retries N        re-sends to another worker after a failed attempt (default 2)
@@ -63,7 +64,7 @@ void apply_key(BalancerConfig& c, const std::string& key, const nlohmann::json& 
     else if (key == "workers") c.workers = json_strings(v, key);
     else if (key == "udp") c.udp = json_bool(v, key);
     else if (key == "tcp") c.tcp = json_bool(v, key);
-    else if (key == "threads") c.threads = json_u32(v, key, 1, 1024);
+    else if (key == "threads") c.threads = json_u32(v, key, 1, 64);
     else if (key == "metrics") c.metrics = json_string(v, key);
     else if (key == "deadline_ms") c.deadline_ms = json_u32(v, key, 10, 60000);
     else if (key == "attempt_timeout_ms") c.attempt_timeout_ms = json_u32(v, key, 10, 60000);
@@ -130,7 +131,7 @@ CliAction load_config(int argc, char** argv, BalancerConfig& out) {
             workers_from_flags = true;
             c.workers.push_back(v);
         } else if (f == "--metrics") c.metrics = v;
-        else if (f == "--threads") c.threads = dns::flag_number(f, v, 1, 1024);
+        else if (f == "--threads") c.threads = dns::flag_number(f, v, 1, 64);
         else if (f == "--deadline-ms") c.deadline_ms = dns::flag_number(f, v, 10, 60000);
         else if (f == "--attempt-timeout-ms") c.attempt_timeout_ms = dns::flag_number(f, v, 10, 60000);
         else if (f == "--max-retries") c.max_retries = dns::flag_number(f, v, 0, 2);
@@ -138,8 +139,6 @@ CliAction load_config(int argc, char** argv, BalancerConfig& out) {
         else if (f == "--idle-timeout") c.tcp_idle_timeout_ms = dns::flag_number(f, v, 1, 3600) * 1000;
         else if (f == "--max-connections") c.tcp_max_connections = dns::flag_number(f, v, 1, 1000000);
     }
-    if (c.threads != 1)
-        throw ConfigError("threads: " + std::to_string(c.threads) + " is not supported yet (only 1)");
     if (!c.udp && !c.tcp) throw ConfigError("udp/tcp: both are off; nothing to serve");
     if (c.listen.empty()) throw ConfigError("listen: no address to listen on");
     if (c.workers.empty()) throw ConfigError("workers: at least one worker ADDR:PORT is required (--worker)");

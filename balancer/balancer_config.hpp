@@ -15,7 +15,7 @@ struct BalancerConfig {
     std::vector<std::string> workers;                 // ADDR:PORT of the workers (required)
     bool udp = true;
     bool tcp = true;
-    uint32_t threads = 1;  // only 1 is supported in this version
+    uint32_t threads = 1;  // query threads, sharing nothing (engine.hpp)
     std::string metrics;   // ADDR:PORT of the Prometheus endpoint; empty: off
 
     // Query life: a client's query gets `deadline_ms` in total; each attempt on a worker gets

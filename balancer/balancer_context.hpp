@@ -74,7 +74,7 @@ struct BalancerContext {
     uv_loop_t* loop = nullptr;
     BalancerConfig config;
     BalancerMetrics metrics;
-    MetricsExport* exporter = nullptr;  // per-worker stats live here
+    WorkerStatsTable* worker_stats = nullptr;
     std::vector<Flushable*> flushables;  // flushed in order after every event
 
     void flush_all() {

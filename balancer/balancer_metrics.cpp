@@ -60,17 +60,14 @@ void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
               &reloads_failed);
 }
 
-WorkerStats& MetricsExport::stats_for(const std::string& addr) {
+WorkerStats& WorkerStatsTable::stats_for(const std::string& addr) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& w : workers_)
         if (w.addr == addr) return w;
     return workers_.emplace_back(addr);
 }
 
-std::vector<prometheus::MetricFamily> MetricsExport::Collect() const {
-    // A scrape is rare: build a registry each time rather than keep one in step with reloads.
-    net::MetricsRegistry r;
-    m_.register_all(r);
+void WorkerStatsTable::register_all(net::MetricsRegistry& r) const {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& w : workers_) {
         const net::Labels l{{"worker", w.addr}};
@@ -78,14 +75,15 @@ std::vector<prometheus::MetricFamily> MetricsExport::Collect() const {
         r.counter("domain_park_balancer_worker_answers_total", "Answers received from a worker", l, &w.answers);
         r.gauge("domain_park_balancer_worker_outstanding", "Queries sent to a worker and not answered yet", l,
                 &w.outstanding);
-        r.gauge("domain_park_balancer_worker_up", "1 when the worker is healthy and configured, else 0", l, &w.up);
+        // With several threads each has its own view of a worker's health: 1 only when all see it up.
+        r.gauge("domain_park_balancer_worker_up", "1 when the worker is healthy and configured, else 0", l, &w.up,
+                net::MetricsRegistry::Merge::Min);
         r.counter("domain_park_balancer_worker_reconnects_total", "Connections to a worker opened again", l,
                   &w.reconnects);
         for (int i = 0; i < static_cast<int>(FailReason::Count); ++i)
             r.counter("domain_park_balancer_worker_failures_total", "Failures counted against a worker's health",
                       {{"worker", w.addr}, {"reason", kFailNames[i]}}, &w.failures[i]);
     }
-    return r.Collect();
 }
 
 }  // namespace dp::balancer

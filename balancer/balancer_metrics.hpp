@@ -58,17 +58,15 @@ struct BalancerMetrics {
     void register_all(net::MetricsRegistry& r) const;
 };
 
-// The scrape side: the fixed metrics plus one WorkerStats per worker address ever configured.
-// Stats are never freed (a worker removed and added again continues its counters), so the
-// loop thread may bump them without a lock; only adding one takes the lock.
-class MetricsExport : public prometheus::Collectable {
+// One WorkerStats per worker address ever configured in a thread. Stats are never freed (a
+// worker removed and added again continues its counters), so the loop thread may bump them
+// without a lock; only adding one, and reading the list at scrape time, take the lock.
+class WorkerStatsTable {
 public:
-    explicit MetricsExport(const BalancerMetrics& m) : m_(m) {}
     WorkerStats& stats_for(const std::string& addr);
-    std::vector<prometheus::MetricFamily> Collect() const override;
+    void register_all(net::MetricsRegistry& r) const;
 
 private:
-    const BalancerMetrics& m_;
     mutable std::mutex mu_;
     std::deque<WorkerStats> workers_;
 };

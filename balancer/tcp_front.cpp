@@ -86,7 +86,7 @@ TcpFront::TcpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool)
 
 bool TcpFront::start(const std::vector<std::pair<std::string, uint16_t>>& addrs, std::string& error) {
     for (const auto& [host, port] : addrs) {
-        const int fd = net::bind_socket(host, port, SOCK_STREAM, false, error);
+        const int fd = net::bind_socket(host, port, SOCK_STREAM, ctx_.config.threads > 1, error);
         if (fd < 0) return false;
         auto* l = new uv_tcp_t;
         uv_tcp_init(loop_, l);
@@ -101,10 +101,11 @@ bool TcpFront::start(const std::vector<std::pair<std::string, uint16_t>>& addrs,
         listeners_.push_back(l);
     }
     // Leave room for the UDP sockets, the worker connections, metrics, and closing connections.
+    // The descriptors are shared by every thread.
     const uint64_t fds = net::raise_fd_limit();
+    const uint64_t fd_share = ((fds - 128) / 2 + (fds - 128) / 4) / std::max<uint32_t>(1, ctx_.config.threads);
     max_connections_ = ctx_.config.tcp_max_connections;
-    if (fds > 256 && max_connections_ > (fds - 128) / 2 + (fds - 128) / 4)
-        max_connections_ = (fds - 128) / 2 + (fds - 128) / 4;
+    if (fds > 256 && max_connections_ > fd_share) max_connections_ = fd_share;
     uv_timer_init(loop_, &sweeper_);
     sweeper_.data = this;
     const uint64_t every = std::clamp<uint64_t>(ctx_.config.tcp_idle_timeout_ms / 10, 50, 1000);

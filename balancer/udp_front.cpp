@@ -19,7 +19,7 @@ UdpFront::UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, st
 
 bool UdpFront::start(std::string& error) {
     return socket_.open(
-        loop_, host_, port_, false, ctx_.config.udp_rcvbuf,
+        loop_, host_, port_, ctx_.config.threads > 1, ctx_.config.udp_rcvbuf,
         [](void* p) {
             auto* self = static_cast<UdpFront*>(p);
             self->drain();

@@ -98,7 +98,7 @@ Upstream* UpstreamPool::add_upstream(const std::string& addr) {
     socklen_t len;
     net::parse_host_port(addr, host, port, err);  // validated by the configuration reader
     net::make_sockaddr(host, port, u->sa, len);
-    u->stats = &ctx_.exporter->stats_for(addr);
+    u->stats = &ctx_.worker_stats->stats_for(addr);
     u->stats->up.set(1);
     u->backoff_ms = ctx_.config.health_backoff_min_ms;
     uv_timer_init(loop_, &u->timer);

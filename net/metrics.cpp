@@ -1,5 +1,7 @@
 #include "net/metrics.hpp"
 
+#include <algorithm>
+
 #include <prometheus/metric_family.h>
 
 #include <stdexcept>
@@ -10,7 +12,7 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
                                                  prometheus::MetricType type) {
     for (auto& f : families_)
         if (f.name == name) return f;
-    families_.push_back(Family{name, help, type, {}});
+    families_.push_back(Family{name, help, type, Merge::Sum, {}});
     return families_.back();
 }
 
@@ -20,8 +22,10 @@ void MetricsRegistry::counter(const std::string& name, const std::string& help, 
 }
 
 void MetricsRegistry::gauge(const std::string& name, const std::string& help, const Labels& labels,
-                            const Gauge* g) {
-    family(name, help, prometheus::MetricType::Gauge).entries.push_back(Entry{labels, nullptr, g, nullptr});
+                            const Gauge* g, Merge merge) {
+    Family& f = family(name, help, prometheus::MetricType::Gauge);
+    f.merge = merge;
+    f.entries.push_back(Entry{labels, nullptr, g, nullptr});
 }
 
 void MetricsRegistry::histogram(const std::string& name, const std::string& help, const Labels& labels,
@@ -37,31 +41,39 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
         mf.name = f.name;
         mf.help = f.help;
         mf.type = f.type;
+        std::map<Labels, size_t> index;  // labels -> position in mf.metric (threads merge here)
         for (const auto& e : f.entries) {
-            prometheus::ClientMetric m;
-            for (const auto& [k, v] : e.labels) m.label.push_back({k, v});
+            const auto [it, fresh] = index.emplace(e.labels, mf.metric.size());
+            if (fresh) {
+                prometheus::ClientMetric m;
+                for (const auto& [k, v] : e.labels) m.label.push_back({k, v});
+                if (e.g) m.gauge.value = static_cast<double>(e.g->value());
+                if (e.h) {
+                    for (size_t i = 0; i <= Histogram::kBoundsNs.size(); ++i) {
+                        prometheus::ClientMetric::Bucket b;
+                        b.upper_bound = i < Histogram::kBoundsNs.size()
+                                            ? static_cast<double>(Histogram::kBoundsNs[i]) / 1e9
+                                            : std::numeric_limits<double>::infinity();
+                        m.histogram.bucket.push_back(b);
+                    }
+                }
+                mf.metric.push_back(std::move(m));
+            }
+            prometheus::ClientMetric& m = mf.metric[it->second];
             if (e.c) {
-                m.counter.value = static_cast<double>(e.c->value());
+                m.counter.value += static_cast<double>(e.c->value());
             } else if (e.g) {
-                m.gauge.value = static_cast<double>(e.g->value());
+                const double v = static_cast<double>(e.g->value());
+                if (!fresh) m.gauge.value = f.merge == Merge::Min ? std::min(m.gauge.value, v) : m.gauge.value + v;
             } else if (e.h) {
                 uint64_t cumulative = 0;
-                for (size_t i = 0; i < Histogram::kBoundsNs.size(); ++i) {
+                for (size_t i = 0; i <= Histogram::kBoundsNs.size(); ++i) {
                     cumulative += e.h->bucket(i);
-                    prometheus::ClientMetric::Bucket b;
-                    b.upper_bound = static_cast<double>(Histogram::kBoundsNs[i]) / 1e9;
-                    b.cumulative_count = cumulative;
-                    m.histogram.bucket.push_back(b);
+                    m.histogram.bucket[i].cumulative_count += cumulative;
                 }
-                cumulative += e.h->bucket(Histogram::kBoundsNs.size());
-                prometheus::ClientMetric::Bucket inf;
-                inf.upper_bound = std::numeric_limits<double>::infinity();
-                inf.cumulative_count = cumulative;
-                m.histogram.bucket.push_back(inf);
-                m.histogram.sample_count = cumulative;
-                m.histogram.sample_sum = static_cast<double>(e.h->sum_ns()) / 1e9;
+                m.histogram.sample_count += cumulative;
+                m.histogram.sample_sum += static_cast<double>(e.h->sum_ns()) / 1e9;
             }
-            mf.metric.push_back(std::move(m));
         }
         out.push_back(std::move(mf));
     }

@@ -60,11 +60,15 @@ private:
 using Labels = std::map<std::string, std::string>;
 
 // Holds pointers to metrics owned elsewhere (they must outlive the registry) and turns
-// them into Prometheus families when scraped.
+// them into Prometheus families when scraped. Several metrics registered under the same name
+// and labels (one per thread) are reported as one: counters, histograms and gauges summed,
+// or for gauges registered with `Merge::Min`, the smallest value.
 class MetricsRegistry : public prometheus::Collectable {
 public:
+    enum class Merge : uint8_t { Sum, Min };
     void counter(const std::string& name, const std::string& help, const Labels& labels, const Counter* c);
-    void gauge(const std::string& name, const std::string& help, const Labels& labels, const Gauge* g);
+    void gauge(const std::string& name, const std::string& help, const Labels& labels, const Gauge* g,
+               Merge merge = Merge::Sum);
     void histogram(const std::string& name, const std::string& help, const Labels& labels, const Histogram* h);
 
     std::vector<prometheus::MetricFamily> Collect() const override;
@@ -79,6 +83,7 @@ private:
     struct Family {
         std::string name, help;
         prometheus::MetricType type;
+        Merge merge = Merge::Sum;
         std::vector<Entry> entries;
     };
     Family& family(const std::string& name, const std::string& help, prometheus::MetricType type);

@@ -1,0 +1,162 @@
+#include "balancer/engine.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "balancer/tcp_front.hpp"
+#include "balancer/udp_front.hpp"
+#include "balancer/upstream_pool.hpp"
+#include "net/sockets.hpp"
+
+namespace dp::balancer {
+
+namespace {
+void log_line(const std::string& s) { std::fprintf(stderr, "domain-park-balancer: %s\n", s.c_str()); }
+
+uint32_t share(uint32_t total, unsigned threads) { return std::max<uint32_t>(1, (total + threads - 1) / threads); }
+}  // namespace
+
+BalancerConfig thread_share(const BalancerConfig& c, unsigned threads) {
+    BalancerConfig t = c;
+    if (threads <= 1) return t;
+    t.max_inflight = share(c.max_inflight, threads);
+    t.tcp_max_connections = share(c.tcp_max_connections, threads);
+    return t;
+}
+
+Engine::Engine(unsigned index, const BalancerConfig& config) : index_(index) {
+    uv_loop_init(&loop_);
+    ctx_.loop = &loop_;
+    ctx_.config = thread_share(config, config.threads);
+    ctx_.worker_stats = &worker_stats_;
+}
+
+Engine::~Engine() {
+    // Only reached when start-up failed before the loop ran; a running engine ends the process.
+    if (thread_.joinable()) thread_.join();
+}
+
+bool Engine::open(std::string& error) {
+    BalancerConfig& c = ctx_.config;
+    pool_ = std::make_unique<UpstreamPool>(&loop_, ctx_);
+    std::vector<std::pair<std::string, uint16_t>> addrs;
+    for (const auto& l : c.listen) {
+        std::string host, err;
+        uint16_t port = 0;
+        net::parse_host_port(l, host, port, err);  // validated by load_config
+        addrs.emplace_back(host, port);
+    }
+    if (c.udp) {
+        for (const auto& [host, port] : addrs) {
+            auto u = std::make_unique<UdpFront>(&loop_, ctx_, *pool_, host, port);
+            if (!u->start(error)) return false;
+            udp_.push_back(std::move(u));
+        }
+    }
+    if (c.tcp) {
+        tcp_ = std::make_unique<TcpFront>(&loop_, ctx_, *pool_);
+        if (!tcp_->start(addrs, error)) return false;
+    }
+    // Flush order: queries to the workers first, then answers to the clients.
+    ctx_.flushables.push_back(pool_.get());
+    for (auto& u : udp_) ctx_.flushables.push_back(u.get());
+    if (tcp_) ctx_.flushables.push_back(tcp_.get());
+    pool_->start();
+
+    uv_async_init(&loop_, &command_, [](uv_async_t* a) { static_cast<Engine*>(a->data)->on_command(); });
+    command_.data = this;
+    return true;
+}
+
+void Engine::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void Engine::run() {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void Engine::post_reload(const BalancerConfig& config) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_config_ = config;
+    }
+    uv_async_send(&command_);
+}
+
+void Engine::post_stop() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_stop_ = true;
+    }
+    uv_async_send(&command_);
+}
+
+bool Engine::join() {
+    if (thread_.joinable()) thread_.join();
+    return drained_;
+}
+
+void Engine::on_command() {
+    std::optional<BalancerConfig> next;
+    bool stop_now = false;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        next.swap(pending_config_);
+        stop_now = pending_stop_;
+    }
+    if (next) reload(*next);
+    if (stop_now) stop();
+}
+
+// Applies what can change while running; the main thread already logged what cannot.
+void Engine::reload(const BalancerConfig& full) {
+    const BalancerConfig next = thread_share(full, full.threads);
+    BalancerConfig& c = ctx_.config;
+    c.workers = next.workers;
+    c.deadline_ms = next.deadline_ms;
+    c.attempt_timeout_ms = next.attempt_timeout_ms;
+    c.max_retries = next.max_retries;
+    c.deadline_action = next.deadline_action;
+    c.health_failures = next.health_failures;
+    c.health_backoff_min_ms = next.health_backoff_min_ms;
+    c.health_backoff_max_ms = next.health_backoff_max_ms;
+    c.tcp_idle_timeout_ms = next.tcp_idle_timeout_ms;
+    c.tcp_max_pending_bytes = next.tcp_max_pending_bytes;
+    c.tcp_max_queries_per_connection = next.tcp_max_queries_per_connection;
+    c.tcp_close_grace_ms = next.tcp_close_grace_ms;
+    c.shutdown_grace_ms = next.shutdown_grace_ms;
+    pool_->reconfigure();
+    ctx_.flush_all();
+}
+
+// Stop reading new queries, answer the ones in flight (bounded by shutdown_grace), close
+// client connections with FIN, then end the loop.
+void Engine::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& u : udp_) u->stop();
+    if (tcp_) tcp_->shutdown();
+    ctx_.flush_all();
+    drain_deadline_ms_ = uv_now(&loop_) + ctx_.config.shutdown_grace_ms;
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+    uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_drained(); }, 0, 20);
+}
+
+void Engine::check_drained() {
+    const bool idle = pool_->inflight() == 0 && (!tcp_ || tcp_->open_connections() == 0);
+    if (!idle && uv_now(&loop_) < drain_deadline_ms_) return;
+    ctx_.flush_all();
+    drained_ = idle;
+    if (!idle) log_line("thread " + std::to_string(index_) + ": shutdown_grace passed with queries or connections left");
+    // Handles stay registered; the process ends right after every thread returns.
+    uv_stop(&loop_);
+}
+
+void Engine::register_metrics(net::MetricsRegistry& r) const {
+    ctx_.metrics.register_all(r);
+    worker_stats_.register_all(r);
+}
+
+}  // namespace dp::balancer
