@@ -6,27 +6,6 @@
 
 namespace dp::balancer {
 
-namespace {
-
-// Skips a possibly compressed name starting at `off`; false when it runs past `len`.
-bool skip_name(const uint8_t* msg, size_t len, size_t& off) {
-    for (int labels = 0; labels < 128; ++labels) {
-        if (off >= len) return false;
-        const uint8_t l = msg[off];
-        if ((l & 0xC0) == 0xC0) {
-            if (off + 2 > len) return false;
-            off += 2;
-            return true;
-        }
-        if (l & 0xC0) return false;
-        off += 1 + l;
-        if (l == 0) return true;
-    }
-    return false;
-}
-
-}  // namespace
-
 bool question_end(const uint8_t* msg, size_t len, size_t& end) {
     if (len < dns::kHeaderSize) return false;
     const uint16_t qd = get_u16(msg + 4);
@@ -70,7 +49,7 @@ size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t c
     const uint32_t records = uint32_t(get_u16(answer + 6)) + get_u16(answer + 8) + get_u16(answer + 10);
     for (uint32_t i = 0; i < records; ++i) {
         const size_t start = off;
-        if (!skip_name(answer, len, off) || off + 10 > len) return 0;
+        if (!dns::skip_name(answer, len, off) || off + 10 > len) return 0;
         const uint16_t type = get_u16(answer + off);
         const size_t rdlen = get_u16(answer + off + 8);
         off += 10 + rdlen;

@@ -10,8 +10,8 @@ inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 
 
 inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
 
-// Skips a possibly compressed name inside a record. Only checks that it is
-// well-formed and in bounds; records after the question are never interpreted.
+}  // namespace
+
 bool skip_name(const uint8_t* msg, size_t len, size_t& off) {
     size_t total = 0;
     while (off < len) {
@@ -32,8 +32,6 @@ bool skip_name(const uint8_t* msg, size_t len, size_t& off) {
     }
     return false;
 }
-
-}  // namespace
 
 const char* malformed_name(Malformed m) {
     switch (m) {

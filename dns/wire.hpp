@@ -78,6 +78,10 @@ enum class ParseStatus : uint8_t { Ok, Drop, FormErr, NotImp };
 // edns) are still valid for building the error answer.
 ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why);
 
+// Moves `off` past the possibly compressed name at `off` (its labels up to the root or the
+// first pointer). Only checks that it is well formed and in bounds; false otherwise.
+bool skip_name(const uint8_t* msg, size_t len, size_t& off);
+
 // Compares the wire names a and b (uncompressed) ignoring ASCII case.
 bool name_equal_ci(const uint8_t* a, const uint8_t* b);
 
