@@ -6,9 +6,23 @@
 #include <string>
 #include <vector>
 
+#include "balancer/answer_cache.hpp"
+#include "balancer/rate_limit.hpp"
+
 namespace dp::balancer {
 
 enum class DeadlineAction : uint8_t { Servfail, Drop };
+
+inline CacheSettings default_cache() {
+    CacheSettings c;
+    c.max_entries = 100000;
+    c.max_bytes = 64u << 20;
+    c.max_ttl = 300;
+    c.max_negative_ttl = 300;
+    c.stale_ttl = 30;
+    c.max_stale = 0;
+    return c;
+}
 
 struct BalancerConfig {
     std::vector<std::string> listen{"127.0.0.1:53"};  // ADDR:PORT, each served over UDP and TCP
@@ -42,6 +56,12 @@ struct BalancerConfig {
     uint32_t tcp_close_grace_ms = 5000;
     uint32_t shutdown_grace_ms = 5000;
     uint32_t udp_rcvbuf = 4 * 1024 * 1024;
+
+    // The answer cache (JSON object "cache"). Lifetimes are capped at 5 minutes by default so
+    // that a policy change on the workers shows within that time even without a reload.
+    CacheSettings cache = default_cache();
+    // Per-client request limits and response rate limiting, UDP only (JSON object "rate_limit").
+    RateLimitSettings rate_limit;
 
     std::string config_path;
     bool check_only = false;

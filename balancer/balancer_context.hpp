@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "balancer/answer_cache.hpp"
 #include "balancer/balancer_config.hpp"
 #include "balancer/balancer_metrics.hpp"
 
@@ -75,6 +76,13 @@ struct BalancerContext {
     BalancerConfig config;
     BalancerMetrics metrics;
     WorkerStatsTable* worker_stats = nullptr;
+    AnswerCache* cache = nullptr;        // the thread's answer cache (max_entries 0: off)
+    RequestLimiter* requests = nullptr;  // UDP only
+    ResponseLimiter* responses = nullptr;  // UDP only
+    // An answer the balancer makes or takes from the cache, on its way to a front (one at a time).
+    uint8_t answer_buf[AnswerCache::kMaxAnswer];
+
+    bool cache_on() const { return cache->settings().max_entries != 0; }
     std::vector<Flushable*> flushables;  // flushed in order after every event
 
     void flush_all() {

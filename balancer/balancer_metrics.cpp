@@ -60,6 +60,50 @@ void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
               &reloads_failed);
 }
 
+void register_cache_metrics(net::MetricsRegistry& r, const CacheStats& s) {
+    const char* lookups = "domain_park_balancer_cache_lookups_total";
+    const char* lookups_help = "Cache lookups of cacheable queries: hit (fresh), stale (served past expiry, RFC 8767), miss";
+    r.counter(lookups, lookups_help, {{"result", "hit"}}, &s.hits);
+    r.counter(lookups, lookups_help, {{"result", "stale"}}, &s.stale_hits);
+    r.counter(lookups, lookups_help, {{"result", "miss"}}, &s.misses);
+    r.counter("domain_park_balancer_cache_inserts_total", "Worker answers stored in the cache", {}, &s.inserts);
+    r.counter("domain_park_balancer_cache_not_cacheable_total",
+              "Worker answers not stored (rcode, TC, TTL 0, size, malformed)", {}, &s.not_cacheable);
+    const char* ev = "domain_park_balancer_cache_evictions_total";
+    const char* ev_help = "Cache entries removed: capacity (entry or byte cap reached), expired (past TTL and serve-stale)";
+    r.counter(ev, ev_help, {{"reason", "capacity"}}, &s.evictions_capacity);
+    r.counter(ev, ev_help, {{"reason", "expired"}}, &s.expired_dropped);
+    r.gauge("domain_park_balancer_cache_entries", "Answers held in the cache", {}, &s.entries);
+    r.gauge("domain_park_balancer_cache_bytes", "Bytes charged to the cache's max_bytes", {}, &s.bytes);
+}
+
+void register_rate_limit_metrics(net::MetricsRegistry& r, const RateLimitStats& s) {
+    static constexpr const char* kKinds[] = {"answer", "nodata", "nxdomain", "error"};
+    const char* req = "domain_park_balancer_request_limit_total";
+    const char* req_help = "UDP queries met by the per-client request limit: dropped, would_drop (log_only), exempt";
+    r.counter(req, req_help, {{"action", "dropped"}}, &s.requests_dropped);
+    r.counter(req, req_help, {{"action", "would_drop"}}, &s.requests_would_drop);
+    r.counter(req, req_help, {{"action", "exempt"}}, &s.requests_exempt);
+    const char* rrl = "domain_park_balancer_rrl_total";
+    const char* rrl_help =
+        "UDP responses held back by response rate limiting: dropped, slipped (sent TC=1), by response kind";
+    for (int k = 0; k < 4; ++k) {
+        r.counter(rrl, rrl_help, {{"action", "dropped"}, {"kind", kKinds[k]}}, &s.rrl_dropped[k]);
+        r.counter(rrl, rrl_help, {{"action", "slipped"}, {"kind", kKinds[k]}}, &s.rrl_slipped[k]);
+    }
+    const char* rrl_other = "domain_park_balancer_rrl_other_total";
+    const char* rrl_other_help =
+        "Responses to exempt clients (exempt), and what log_only mode let through (would_drop, would_slip)";
+    r.counter(rrl_other, rrl_other_help, {{"action", "exempt"}}, &s.rrl_exempt);
+    r.counter(rrl_other, rrl_other_help, {{"action", "would_drop"}}, &s.rrl_would_drop);
+    r.counter(rrl_other, rrl_other_help, {{"action", "would_slip"}}, &s.rrl_would_slip);
+    r.counter("domain_park_balancer_rate_limit_table_evictions_total",
+              "Live rate-limit buckets replaced because their table set was full", {}, &s.table_evictions);
+    const char* ent = "domain_park_balancer_rate_limit_entries";
+    r.gauge(ent, "Rate-limit buckets held, by table", {{"table", "requests"}}, &s.request_entries);
+    r.gauge(ent, "Rate-limit buckets held, by table", {{"table", "responses"}}, &s.response_entries);
+}
+
 WorkerStats& WorkerStatsTable::stats_for(const std::string& addr) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& w : workers_)

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "balancer/answer_cache.hpp"
+#include "balancer/rate_limit.hpp"
 #include "net/metrics.hpp"
 
 namespace dp::balancer {
@@ -57,6 +59,9 @@ struct BalancerMetrics {
 
     void register_all(net::MetricsRegistry& r) const;
 };
+
+void register_cache_metrics(net::MetricsRegistry& r, const CacheStats& s);
+void register_rate_limit_metrics(net::MetricsRegistry& r, const RateLimitStats& s);
 
 // One WorkerStats per worker address ever configured in a thread. Stats are never freed (a
 // worker removed and added again continues its counters), so the loop thread may bump them

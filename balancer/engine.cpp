@@ -21,6 +21,23 @@ BalancerConfig thread_share(const BalancerConfig& c, unsigned threads) {
     if (threads <= 1) return t;
     t.max_inflight = share(c.max_inflight, threads);
     t.tcp_max_connections = share(c.tcp_max_connections, threads);
+    if (c.cache.max_entries) {
+        t.cache.max_entries = share(static_cast<uint32_t>(c.cache.max_entries), threads);
+        t.cache.max_bytes = share(static_cast<uint32_t>(std::min<size_t>(c.cache.max_bytes, 0xFFFFFFFFu)), threads);
+    }
+    // A client spreads its queries over the threads by source port: each thread lets through
+    // its share of the rate (and keeps its share of the table).
+    RateLimitSettings& r = t.rate_limit;
+    auto split = [&](uint32_t& v) {
+        if (v) v = share(v, threads);
+    };
+    split(r.requests_per_second);
+    split(r.requests_burst);
+    split(r.responses_per_second);
+    split(r.nodata_per_second);
+    split(r.nxdomains_per_second);
+    split(r.errors_per_second);
+    r.max_entries = std::max<size_t>(8, r.max_entries / threads);
     return t;
 }
 
@@ -29,6 +46,12 @@ Engine::Engine(unsigned index, const BalancerConfig& config) : index_(index) {
     ctx_.loop = &loop_;
     ctx_.config = thread_share(config, config.threads);
     ctx_.worker_stats = &worker_stats_;
+    cache_ = std::make_unique<AnswerCache>(ctx_.config.cache);
+    requests_ = std::make_unique<RequestLimiter>(ctx_.config.rate_limit, rate_stats_);
+    responses_ = std::make_unique<ResponseLimiter>(ctx_.config.rate_limit, rate_stats_);
+    ctx_.cache = cache_.get();
+    ctx_.requests = requests_.get();
+    ctx_.responses = responses_.get();
 }
 
 Engine::~Engine() {
@@ -62,6 +85,16 @@ bool Engine::open(std::string& error) {
     for (auto& u : udp_) ctx_.flushables.push_back(u.get());
     if (tcp_) ctx_.flushables.push_back(tcp_.get());
     pool_->start();
+    // Expired entries are also dropped when met; this reclaims the ones never asked again.
+    uv_timer_init(&loop_, &cache_sweeper_);
+    cache_sweeper_.data = this;
+    uv_timer_start(
+        &cache_sweeper_,
+        [](uv_timer_t* t) {
+            auto* e = static_cast<Engine*>(t->data);
+            e->cache_->sweep(uv_now(&e->loop_), 4096);
+        },
+        1000, 1000);
 
     uv_async_init(&loop_, &command_, [](uv_async_t* a) { static_cast<Engine*>(a->data)->on_command(); });
     command_.data = this;
@@ -126,6 +159,13 @@ void Engine::reload(const BalancerConfig& full) {
     c.tcp_max_queries_per_connection = next.tcp_max_queries_per_connection;
     c.tcp_close_grace_ms = next.tcp_close_grace_ms;
     c.shutdown_grace_ms = next.shutdown_grace_ms;
+    c.cache = next.cache;
+    c.rate_limit = next.rate_limit;
+    // A reload empties the cache, so that answers from changed workers show at once.
+    cache_->clear();
+    cache_->reconfigure(c.cache);
+    requests_->reconfigure(c.rate_limit);
+    responses_->reconfigure(c.rate_limit);
     pool_->reconfigure();
     ctx_.flush_all();
 }
@@ -157,6 +197,8 @@ void Engine::check_drained() {
 void Engine::register_metrics(net::MetricsRegistry& r) const {
     ctx_.metrics.register_all(r);
     worker_stats_.register_all(r);
+    register_cache_metrics(r, cache_->stats());
+    register_rate_limit_metrics(r, rate_stats_);
 }
 
 }  // namespace dp::balancer

@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "balancer/answer_cache.hpp"
 #include "balancer/balancer_context.hpp"
+#include "balancer/rate_limit.hpp"
 #include "net/metrics.hpp"
 
 namespace dp::balancer {
@@ -59,6 +61,11 @@ private:
     uv_loop_t loop_{};
     BalancerContext ctx_;
     WorkerStatsTable worker_stats_;
+    RateLimitStats rate_stats_;
+    std::unique_ptr<AnswerCache> cache_;
+    std::unique_ptr<RequestLimiter> requests_;
+    std::unique_ptr<ResponseLimiter> responses_;
+    uv_timer_t cache_sweeper_{};
     std::unique_ptr<UpstreamPool> pool_;
     std::vector<std::unique_ptr<UdpFront>> udp_;
     std::unique_ptr<TcpFront> tcp_;

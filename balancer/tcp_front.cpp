@@ -21,24 +21,6 @@ constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kMaxHeldInput = kReadSize + 65537 + 2;  // one read plus one split message
 }  // namespace
 
-void TcpFront::List::push_back(TcpClient* c) {
-    c->prev = tail;
-    c->next = nullptr;
-    if (tail) tail->next = c;
-    else head = c;
-    tail = c;
-    ++size;
-}
-
-void TcpFront::List::remove(TcpClient* c) {
-    if (c->prev) c->prev->next = c->next;
-    else head = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else tail = c->prev;
-    c->prev = c->next = nullptr;
-    --size;
-}
-
 struct TcpFrontCallbacks {
     static void on_connection(uv_stream_t* s, int status) {
         if (status < 0) return;
@@ -207,7 +189,8 @@ void TcpFront::handle_query(TcpClient* c, const uint8_t* msg, size_t len) {
     BalancerMetrics& m = ctx_.metrics;
     dns::Query q;
     dns::Malformed why;
-    if (dns::parse_query(msg, len, q, why) == dns::ParseStatus::Drop) {
+    const dns::ParseStatus st = dns::parse_query(msg, len, q, why);
+    if (st == dns::ParseStatus::Drop) {
         m.drop(DropReason::Malformed);
         return;
     }
@@ -215,11 +198,22 @@ void TcpFront::handle_query(TcpClient* c, const uint8_t* msg, size_t len) {
         m.drop(DropReason::Oversized);
         return;
     }
+    if (ctx_.cache_on() && AnswerCache::cacheable_query(q, st)) {
+        const uint64_t t0 = now_ns();
+        const size_t r = ctx_.cache->lookup(q, now_ms(), false, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        if (r) {
+            if (append(c, ctx_.answer_buf, r, q.id)) {
+                m.answered(1, ctx_.answer_buf[3] & 0x0F);
+                m.duration[1].observe_ns(now_ns() - t0);
+            }
+            return;
+        }
+    }
     Pending* p = pool_.acquire();
     if (!p) {
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
-        const size_t r = make_servfail(msg, len, scratch_, sizeof scratch_);
-        if (r && append(c, scratch_, r, q.id)) m.answered(1, dns::rcode::SERVFAIL);
+        const size_t r = make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        if (r && append(c, ctx_.answer_buf, r, q.id)) m.answered(1, dns::rcode::SERVFAIL);
         return;
     }
     p->front = this;
@@ -227,17 +221,7 @@ void TcpFront::handle_query(TcpClient* c, const uint8_t* msg, size_t len) {
     p->transport = 1;
     p->client_id = q.id;
     p->udp_limit = 0;
-    p->len = static_cast<uint16_t>(len);
-    p->qlen = q.question_ok ? static_cast<uint16_t>(q.question_end - dns::kHeaderSize) : 0;
-    if (len > kInlineQuery) {
-        p->heap = static_cast<uint8_t*>(std::malloc(len));
-        if (!p->heap) {
-            pool_.release(p);
-            m.drop(DropReason::Oversized);
-            return;
-        }
-    }
-    std::memcpy(p->query(), msg, len);
+    if (!pool_.fill_query(p, msg, len, q)) return;
     p->start_ns = now_ns();
     ++c->outstanding;
     pool_.submit(p);

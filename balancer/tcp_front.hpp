@@ -13,6 +13,7 @@
 
 #include "balancer/balancer_context.hpp"
 #include "balancer/upstream_pool.hpp"
+#include "net/conn_list.hpp"
 #include "net/dns_stream.hpp"
 
 namespace dp::balancer {
@@ -57,13 +58,7 @@ public:
 
 private:
     friend struct TcpFrontCallbacks;
-    struct List {
-        TcpClient* head = nullptr;
-        TcpClient* tail = nullptr;
-        size_t size = 0;
-        void push_back(TcpClient* c);
-        void remove(TcpClient* c);
-    };
+    using List = net::ConnList<TcpClient>;
 
     void on_connection(uv_tcp_t* listener);
     void on_read(TcpClient* c, ssize_t nread, const uv_buf_t* buf);
@@ -98,7 +93,6 @@ private:
     std::vector<TcpClient*> dirty_;
     std::vector<TcpClient*> flushing_;
     std::vector<uint8_t> read_buf_;
-    uint8_t scratch_[1024];
 };
 
 }  // namespace dp::balancer

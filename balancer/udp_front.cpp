@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "balancer/message_edit.hpp"
+#include "balancer/rate_limit.hpp"
 #include "net/sockets.hpp"
 
 namespace dp::balancer {
@@ -59,7 +60,8 @@ void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& pe
     m.bytes_in[0].inc(len);
     dns::Query q;
     dns::Malformed why;
-    if (dns::parse_query(msg, len, q, why) == dns::ParseStatus::Drop) {
+    const dns::ParseStatus st = dns::parse_query(msg, len, q, why);
+    if (st == dns::ParseStatus::Drop) {
         m.drop(DropReason::Malformed);  // a response or a runt: never answered
         return;
     }
@@ -67,17 +69,22 @@ void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& pe
         m.drop(DropReason::Oversized);
         return;
     }
+    const auto* sa = reinterpret_cast<const sockaddr*>(&peer);
+    if (ctx_.requests->enabled() && !ctx_.requests->allow(sa, uv_now(loop_))) return;  // counted there
+    const uint16_t udp_limit = q.edns ? std::clamp<uint16_t>(q.edns_udp_size, 512, dns::kUdpPayloadCap) : 512;
+    if (ctx_.cache_on() && AnswerCache::cacheable_query(q, st)) {
+        const size_t r = ctx_.cache->lookup(q, uv_now(loop_), false, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        if (r) {
+            send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0);
+            return;
+        }
+    }
     Pending* p = pool_.acquire();
     if (!p) {
         // Every query slot is taken: answer at once rather than queue without bound.
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
-        uint8_t* out = out_slot(peer, peer_len);
-        const size_t r = make_servfail(msg, len, out, dns::kUdpPayloadCap);
-        if (r == 0) return;
-        out_iov_[n_out_].iov_len = r;
-        ++n_out_;
-        out_bytes_ += r;
-        m.answered(0, dns::rcode::SERVFAIL);
+        const size_t r = make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        if (r) send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0);
         return;
     }
     p->front = this;
@@ -85,18 +92,8 @@ void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& pe
     std::memcpy(&p->peer, &peer, peer_len);
     p->peer_len = peer_len;
     p->client_id = q.id;
-    p->udp_limit = q.edns ? std::clamp<uint16_t>(q.edns_udp_size, 512, dns::kUdpPayloadCap) : 512;
-    p->len = static_cast<uint16_t>(len);
-    p->qlen = q.question_ok ? static_cast<uint16_t>(q.question_end - dns::kHeaderSize) : 0;
-    if (len > kInlineQuery) {
-        p->heap = static_cast<uint8_t*>(std::malloc(len));
-        if (!p->heap) {
-            pool_.release(p);
-            m.drop(DropReason::Oversized);
-            return;
-        }
-    }
-    std::memcpy(p->query(), msg, len);
+    p->udp_limit = udp_limit;
+    if (!pool_.fill_query(p, msg, len, q)) return;
     p->start_ns = t0;
     pool_.submit(p);
 }
@@ -117,22 +114,38 @@ uint8_t* UdpFront::out_slot(const sockaddr_storage& peer, socklen_t peer_len) {
 }
 
 void UdpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
+    send_answer(p.peer, p.peer_len, p.client_id, p.udp_limit, answer, len, p.start_ns);
+}
+
+void UdpFront::send_answer(const sockaddr_storage& peer, socklen_t peer_len, uint16_t client_id,
+                           uint16_t udp_limit, const uint8_t* answer, size_t len, uint64_t start_ns) {
     BalancerMetrics& m = ctx_.metrics;
-    uint8_t* out = out_slot(p.peer, p.peer_len);
+    bool slip = false;
+    if (ctx_.responses->enabled()) {
+        ResponseClass rc;
+        classify(answer, len, rc);
+        switch (ctx_.responses->check(reinterpret_cast<const sockaddr*>(&peer), rc, uv_now(loop_))) {
+            case RrlVerdict::Send: break;
+            case RrlVerdict::Drop: return;  // counted by the limiter
+            case RrlVerdict::Slip: slip = true; break;
+        }
+    }
+    uint8_t* out = out_slot(peer, peer_len);
     size_t r = len;
-    if (len > p.udp_limit) {
-        r = truncate_answer(answer, len, out, p.udp_limit);
-        if (r == 0) return;  // a worker answer we cannot walk: nothing safe to send
-        m.udp_truncated.inc();
+    if (slip || len > udp_limit) {
+        // A slip is the empty TC=1 answer a truncated one would be: a real client retries over TCP.
+        r = truncate_answer(answer, len, out, udp_limit);
+        if (r == 0) return;  // an answer we cannot walk: nothing safe to send
+        if (!slip) m.udp_truncated.inc();
     } else {
         std::memcpy(out, answer, len);
     }
-    put_u16(out, p.client_id);
+    put_u16(out, client_id);
     out_iov_[n_out_].iov_len = r;
     ++n_out_;
     out_bytes_ += r;
     m.answered(0, out[3] & 0x0F);
-    m.duration[0].observe_ns(now_ns() - p.start_ns);
+    m.duration[0].observe_ns(now_ns() - start_ns);
 }
 
 void UdpFront::flush() {

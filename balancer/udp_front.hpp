@@ -2,6 +2,8 @@
 // to the upstream pool; answers (which come back later, from the workers' TCP connections)
 // are collected and sent with one sendmmsg per event. Answers larger than the client's size
 // (512, or its EDNS size capped at 1232) are truncated to header, question and OPT with TC=1.
+// Before a query reaches the pool: the per-client request limit, then the answer cache; every
+// answer passes response rate limiting (drop, or a TC=1 "slip") on its way out.
 #pragma once
 
 #include "net/udp_socket.hpp"
@@ -35,6 +37,10 @@ private:
     void drain();
     void handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
     uint8_t* out_slot(const sockaddr_storage& peer, socklen_t peer_len);
+    // Queues an answer for a client: response rate limiting, truncation to the client's size,
+    // the client's ID, metrics. `answer` may carry any ID.
+    void send_answer(const sockaddr_storage& peer, socklen_t peer_len, uint16_t client_id, uint16_t udp_limit,
+                     const uint8_t* answer, size_t len, uint64_t start_ns);
 
     uv_loop_t* loop_;
     BalancerContext& ctx_;

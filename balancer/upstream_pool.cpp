@@ -217,6 +217,12 @@ void UpstreamPool::on_answer(UpConn* c, const uint8_t* msg, size_t len) {
     u->failures = 0;
     u->stats->answers.inc();
     detach(p);
+    if (ctx_.cache_on()) {
+        dns::Query q;
+        dns::Malformed why;
+        const dns::ParseStatus st = dns::parse_query(p->query(), p->len, q, why);
+        if (AnswerCache::cacheable_query(q, st)) ctx_.cache->insert(q, msg, len, now_ms());
+    }
     p->front->deliver(*p, msg, len);
     release(p);
 }
@@ -415,6 +421,21 @@ Pending* UpstreamPool::acquire() {
     return p;
 }
 
+bool UpstreamPool::fill_query(Pending* p, const uint8_t* msg, size_t len, const dns::Query& q) {
+    p->len = static_cast<uint16_t>(len);
+    p->qlen = q.question_ok ? static_cast<uint16_t>(q.question_end - dns::kHeaderSize) : 0;
+    if (len > kInlineQuery) {
+        p->heap = static_cast<uint8_t*>(std::malloc(len));
+        if (!p->heap) {
+            release(p);
+            ctx_.metrics.drop(DropReason::Oversized);
+            return false;
+        }
+    }
+    std::memcpy(p->query(), msg, len);
+    return true;
+}
+
 void UpstreamPool::release(Pending* p) {
     if (p->heap) {
         std::free(p->heap);
@@ -534,6 +555,7 @@ void UpstreamPool::resend(Pending* p, const Upstream* from) {
 
 void UpstreamPool::expire(Pending* p) {
     ctx_.metrics.deadline_expired.inc();
+    if (serve_stale(p)) return;
     if (ctx_.config.deadline_action == DeadlineAction::Servfail) {
         servfail(p, ServfailReason::Deadline);
     } else {
@@ -543,10 +565,25 @@ void UpstreamPool::expire(Pending* p) {
     }
 }
 
+bool UpstreamPool::serve_stale(Pending* p) {
+    if (!ctx_.cache_on() || ctx_.cache->settings().max_stale == 0) return false;
+    dns::Query q;
+    dns::Malformed why;
+    const dns::ParseStatus st = dns::parse_query(p->query(), p->len, q, why);
+    if (!AnswerCache::cacheable_query(q, st)) return false;
+    bool stale = false;
+    const size_t len = ctx_.cache->lookup(q, now_ms(), true, ctx_.answer_buf, sizeof ctx_.answer_buf, &stale);
+    if (len == 0) return false;
+    p->front->deliver(*p, ctx_.answer_buf, len);
+    release(p);
+    return true;
+}
+
 void UpstreamPool::servfail(Pending* p, ServfailReason why) {
+    if (why == ServfailReason::NoWorker && serve_stale(p)) return;
     ctx_.metrics.servfail[static_cast<int>(why)].inc();
-    const size_t len = make_servfail(p->query(), p->len, scratch_, sizeof scratch_);
-    if (len) p->front->deliver(*p, scratch_, len);
+    const size_t len = make_servfail(p->query(), p->len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+    if (len) p->front->deliver(*p, ctx_.answer_buf, len);
     else p->front->forget(*p);
     release(p);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "balancer/balancer_context.hpp"
+#include "dns/wire.hpp"
 #include "net/dns_stream.hpp"
 
 namespace dp::balancer {
@@ -82,6 +83,9 @@ public:
     // Sends a filled Pending (client fields, query, len, qlen, start_ns) to a worker. When
     // none can take it, the client gets SERVFAIL at once: a query never waits without a worker.
     void submit(Pending* p);
+    // Copies the client's query into an acquired Pending (len, qlen, the heap copy when long).
+    // False when memory for a long query is short: the Pending is released and the drop counted.
+    bool fill_query(Pending* p, const uint8_t* msg, size_t len, const dns::Query& q);
     // Returns a Pending that was acquired but never submitted.
     void release(Pending* p);
     void flush() override;
@@ -114,6 +118,8 @@ private:
     void resend(Pending* p, const Upstream* from);
     void expire(Pending* p);
     void servfail(Pending* p, ServfailReason why);
+    // RFC 8767: answers from an expired cache entry when no worker could; false when none.
+    bool serve_stale(Pending* p);
     uint64_t now_ms() const { return uv_now(loop_); }
 
     uv_loop_t* loop_;
@@ -129,7 +135,6 @@ private:
 
     std::vector<UpConn*> dirty_;
     std::vector<uint8_t> read_buf_;
-    uint8_t scratch_[1024];  // SERVFAIL answers
 };
 
 }  // namespace dp::balancer

@@ -151,18 +151,23 @@ def test_metrics_move(procs):
     b = procs.balancer(workers=[addr(w)])
     m0 = b.metrics()
     ask_many(b.port, 10, "m", "udp")
-    ask_many(b.port, 5, "m", "tcp")
+    ask_many(b.port, 5, "mt", "tcp")
+    ask_many(b.port, 5, "m", "tcp")  # answered from the cache
     m1 = b.metrics()
 
     def delta(name, **labels):
         return m1.value(name, **labels) - m0.value(name, **labels)
 
     assert delta("domain_park_balancer_requests_total", transport="udp", rcode="NOERROR") == 10
-    assert delta("domain_park_balancer_requests_total", transport="tcp", rcode="NOERROR") == 5
+    assert delta("domain_park_balancer_requests_total", transport="tcp", rcode="NOERROR") == 10
+    assert delta("domain_park_balancer_cache_lookups_total", result="hit") == 5
+    assert delta("domain_park_balancer_cache_lookups_total", result="miss") == 15
+    assert delta("domain_park_balancer_cache_inserts_total") == 15
+    assert delta("domain_park_balancer_cache_entries") == 15
     assert delta("domain_park_balancer_request_duration_seconds_count", transport="udp") == 10
     assert delta("domain_park_balancer_worker_queries_total", worker=addr(w)) == 15
     assert delta("domain_park_balancer_worker_answers_total", worker=addr(w)) == 15
-    assert delta("domain_park_balancer_tcp_connections_accepted_total") == 5
+    assert delta("domain_park_balancer_tcp_connections_accepted_total") == 10
     assert m1.value("domain_park_balancer_worker_up", worker=addr(w)) == 1
     assert m1.value("domain_park_balancer_worker_outstanding", worker=addr(w)) == 0
     assert m1.value("domain_park_balancer_inflight_queries") == 0

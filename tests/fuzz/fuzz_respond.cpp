@@ -11,7 +11,9 @@
 #include "dns/policy.hpp"
 #include "net/dns_stream.hpp"
 #ifdef DP_FUZZ_BALANCER
+#include "balancer/answer_cache.hpp"
 #include "balancer/message_edit.hpp"
+#include "balancer/rate_limit.hpp"
 #endif
 
 namespace {
@@ -70,6 +72,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t f = dp::balancer::make_servfail(data, size, small, sizeof small);
     check(f == 0 || (f >= 12 && f <= sizeof small), "SERVFAIL size");
     if (size > 24) dp::balancer::same_question(data + 12, size / 2 - 12, data + size / 2, size - size / 2);
+
+    // The cache stores worker answers and serves them to later queries; RRL classifies every
+    // answer. Feed both the policy's answer to this input and the input itself as an answer.
+    static dp::balancer::AnswerCache cache([] {
+        dp::balancer::CacheSettings cs;
+        cs.max_entries = 512;  // small: eviction runs often
+        cs.max_bytes = 64 * 1024;
+        cs.max_stale = 60;
+        return cs;
+    }());
+    static uint64_t now_ms = 0;
+    now_ms += 700;
+    dp::dns::Query q;
+    dp::dns::Malformed why;
+    const dp::dns::ParseStatus st = dp::dns::parse_query(data, size, q, why);
+    if (dp::balancer::AnswerCache::cacheable_query(q, st)) {
+        const size_t n = policy().respond(data, size, out.data(), out.size(), dp::dns::Transport{true, 300}, o);
+        if (n) cache.insert(q, out.data(), n, now_ms);
+        cache.insert(q, data, size, now_ms);  // arbitrary bytes as a worker's answer
+        static uint8_t hit[dp::balancer::AnswerCache::kMaxAnswer];
+        for (bool stale : {false, true}) {
+            const size_t h = cache.lookup(q, now_ms + 1000 * (stale ? 400 : 1), stale, hit, sizeof hit);
+            check(h == 0 || (h >= 12 && h <= sizeof hit), "cached answer size");
+            if (h) check(hit[0] == data[0] && hit[1] == data[1], "cached answer without the client's ID");
+        }
+    }
+    check(cache.size() <= 512 && cache.bytes() <= 64 * 1024, "cache over its bounds");
+    dp::balancer::ResponseClass rc;
+    dp::balancer::classify(data, size, rc);
+    check(rc.name_len <= sizeof rc.name, "classified name length");
 #endif
     return 0;
 }

@@ -6,32 +6,10 @@
 #include "dns/policy.hpp"
 #include "dns_test_util.hpp"
 
-#if !defined(DP_SANITIZE_BUILD)
-#include <cstddef>
+#include "count_allocations.hpp"
 
-extern "C" void* __libc_malloc(size_t);
-extern "C" void* __libc_calloc(size_t, size_t);
-extern "C" void* __libc_realloc(void*, size_t);
-extern "C" void __libc_free(void*);
-
-namespace {
-thread_local bool g_counting = false;
-thread_local size_t g_allocations = 0;
-}  // namespace
-
-extern "C" void* malloc(size_t n) {
-    if (g_counting) ++g_allocations;
-    return __libc_malloc(n);
-}
-extern "C" void* calloc(size_t a, size_t b) {
-    if (g_counting) ++g_allocations;
-    return __libc_calloc(a, b);
-}
-extern "C" void* realloc(void* p, size_t n) {
-    if (g_counting) ++g_allocations;
-    return __libc_realloc(p, n);
-}
-extern "C" void free(void* p) { __libc_free(p); }
+#ifdef DPTEST_COUNT_ALLOCATIONS
+#include <vector>
 
 TEST_CASE("answering allocates nothing") {
     using namespace dp::dns;
@@ -58,20 +36,18 @@ TEST_CASE("answering allocates nothing") {
     std::vector<uint8_t> out(65535);
     Outcome o;
     for (auto& q : queries) p.respond(q.data(), q.size(), out.data(), out.size(), Transport{}, o);  // warm up
-    g_allocations = 0;
-    g_counting = true;
+    dptest::alloc::start();
     size_t answered = 0;
     for (int round = 0; round < 10; ++round)
         for (auto& q : queries)
             answered += p.respond(q.data(), q.size(), out.data(), out.size(), Transport{round % 2 == 1, 300}, o) > 0;
-    g_counting = false;
+    const size_t allocations = dptest::alloc::stop();
     CHECK(answered == queries.size() * 10);
-    CHECK(g_allocations == 0);
+    CHECK(allocations == 0);
 
     // The counter itself works: an allocation while counting is seen.
-    g_counting = true;
+    dptest::alloc::start();
     std::vector<uint8_t> probe(1000);
-    g_counting = false;
-    CHECK(g_allocations == 1);
+    CHECK(dptest::alloc::stop() == 1);
 }
 #endif

@@ -5,20 +5,14 @@
 
 #include "dns/policy.hpp"
 #include "dns_test_util.hpp"
+#include "park_settings.hpp"
 
 using namespace dp::dns;
 using namespace dptest;
 
 namespace {
 
-PolicySettings base_settings() {
-    PolicySettings s;
-    s.nameservers.push_back(parse_nameserver("ns1.park.example:192.0.2.53,2001:db8::53"));
-    s.nameservers.push_back(parse_nameserver("ns2.park.example:192.0.2.54"));
-    s.rua = "agg@park.example";
-    s.identity = "worker-7";
-    return s;
-}
+PolicySettings base_settings() { return park_settings(); }
 
 struct Ask {
     explicit Ask(const Policy& pol, bool over_tcp = false) : p(pol), tcp(over_tcp) {}
