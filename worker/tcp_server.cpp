@@ -41,24 +41,6 @@ struct ConnWithServer : Conn {
 
 static TcpServer* server_of(Conn* c) { return static_cast<ConnWithServer*>(c)->server; }
 
-void ConnList::push_back(Conn* c) {
-    c->prev = tail;
-    c->next = nullptr;
-    if (tail) tail->next = c;
-    else head = c;
-    tail = c;
-    ++size;
-}
-
-void ConnList::remove(Conn* c) {
-    if (c->prev) c->prev->next = c->next;
-    else head = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else tail = c->prev;
-    c->prev = c->next = nullptr;
-    --size;
-}
-
 // libuv callbacks, routed to the server.
 struct TcpCallbacks {
     static void on_connection(uv_stream_t* s, int status) {

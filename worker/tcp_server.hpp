@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "net/conn_list.hpp"
 #include "net/dns_stream.hpp"
 #include "worker/worker_context.hpp"
 
@@ -30,14 +31,7 @@ struct Conn {
     bool eof = false;
 };
 
-// A doubly linked list ordered by activity: the head is the least recently active.
-struct ConnList {
-    Conn* head = nullptr;
-    Conn* tail = nullptr;
-    size_t size = 0;
-    void push_back(Conn* c);
-    void remove(Conn* c);
-};
+using ConnList = net::ConnList<Conn>;
 
 class TcpServer {
 public:
