@@ -5,6 +5,7 @@ drains and exits 0."""
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import dns.message
 import dns.rcode
@@ -144,6 +145,13 @@ def test_check_config_accepts_a_valid_file(tmp_path):
     assert res.returncode == 0, res.stderr
     res = run_balancer("--help")
     assert res.returncode == 0 and "--worker" in res.stdout
+
+
+def test_deploy_example_is_valid():
+    """deploy/balancer.example.json is what the systemd unit's ExecStartPre checks."""
+    example = Path(__file__).resolve().parents[2] / "deploy" / "balancer.example.json"
+    res = run_balancer("--config", str(example), "--check-config")
+    assert res.returncode == 0, res.stderr
 
 
 def test_metrics_move(procs):
