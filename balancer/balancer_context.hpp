@@ -51,6 +51,7 @@ struct Pending {
     uint16_t client_id;
     uint16_t udp_limit;  // largest answer the UDP client takes
     uint8_t transport;   // 0 udp, 1 tcp
+    bool keepalive;      // TCP query with edns-tcp-keepalive: the answer gets our idle timeout
     // The query as the client sent it (client's ID).
     uint16_t len;
     uint16_t qlen;  // question octets after the header (0 when the query has no usable question)

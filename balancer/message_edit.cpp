@@ -41,24 +41,72 @@ bool same_question(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen)
     return std::memcmp(a + alen - 4, b + blen - 4, 4) == 0;
 }
 
-size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t cap) {
-    size_t qend;
-    if (!question_end(answer, len, qend)) return 0;
-    // Walk answer, authority and additional to find the OPT record (RFC 6891 7: it stays).
-    size_t off = qend, opt_at = 0, opt_len = 0;
-    const uint32_t records = uint32_t(get_u16(answer + 6)) + get_u16(answer + 8) + get_u16(answer + 10);
+namespace {
+
+// Walks every record after the question; finds the OPT record in the additional section
+// (opt_len 0 when there is none). False when the message cannot be walked.
+bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_t& opt_len) {
+    size_t off = qend;
+    opt_at = opt_len = 0;
+    const uint32_t before_additional = uint32_t(get_u16(msg + 6)) + get_u16(msg + 8);
+    const uint32_t records = before_additional + get_u16(msg + 10);
     for (uint32_t i = 0; i < records; ++i) {
         const size_t start = off;
-        if (!dns::skip_name(answer, len, off) || off + 10 > len) return 0;
-        const uint16_t type = get_u16(answer + off);
-        const size_t rdlen = get_u16(answer + off + 8);
+        if (!dns::skip_name(msg, len, off) || off + 10 > len) return false;
+        const uint16_t type = get_u16(msg + off);
+        const size_t rdlen = get_u16(msg + off + 8);
         off += 10 + rdlen;
-        if (off > len) return 0;
-        if (type == dns::type::OPT && i >= uint32_t(get_u16(answer + 6)) + get_u16(answer + 8)) {
+        if (off > len) return false;
+        if (type == dns::type::OPT && i >= before_additional) {
             opt_at = start;
             opt_len = off - start;
         }
     }
+    return true;
+}
+
+// Offset of EDNS option `code` (its code octets) in `msg`, and the offset of the OPT record's
+// RDLENGTH; 0 when absent or the message cannot be walked.
+size_t find_option(const uint8_t* msg, size_t len, uint16_t code, size_t& rdlen_at) {
+    size_t qend, opt_at, opt_len;
+    if (!question_end(msg, len, qend) || !find_opt(msg, len, qend, opt_at, opt_len) || opt_len == 0) return 0;
+    size_t off = opt_at;
+    if (!dns::skip_name(msg, len, off)) return 0;
+    rdlen_at = off + 8;
+    const size_t end = opt_at + opt_len;
+    for (off += 10; off + 4 <= end;) {
+        const size_t olen = get_u16(msg + off + 2);
+        if (off + 4 + olen > end) return 0;
+        if (get_u16(msg + off) == code) return off;
+        off += 4 + olen;
+    }
+    return 0;
+}
+
+}  // namespace
+
+size_t remove_option(uint8_t* msg, size_t len, uint16_t code) {
+    size_t rdlen_at = 0;
+    const size_t at = find_option(msg, len, code, rdlen_at);
+    if (at == 0) return len;
+    const size_t cut = 4 + get_u16(msg + at + 2);
+    std::memmove(msg + at, msg + at + cut, len - at - cut);
+    put_u16(msg + rdlen_at, static_cast<uint16_t>(get_u16(msg + rdlen_at) - cut));
+    return len - cut;
+}
+
+bool set_keepalive(uint8_t* msg, size_t len, uint16_t timeout_100ms) {
+    size_t rdlen_at = 0;
+    const size_t at = find_option(msg, len, dns::edns_opt::TCP_KEEPALIVE, rdlen_at);
+    if (at == 0 || get_u16(msg + at + 2) != 2) return false;
+    put_u16(msg + at + 4, timeout_100ms);
+    return true;
+}
+
+size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t cap) {
+    size_t qend, opt_at, opt_len;
+    // The OPT record stays (RFC 6891 7).
+    if (!question_end(answer, len, qend) || !find_opt(answer, len, qend, opt_at, opt_len)) return 0;
     if (qend + opt_len > cap) return 0;
     std::memcpy(out, answer, qend);
     dns::set_counts(out, get_u16(answer + 4), 0, 0, opt_len ? 1 : 0);

@@ -21,6 +21,14 @@ bool same_question(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen)
 // `answer`, nothing else. Returns its length, 0 when `answer` cannot be walked or `cap` is short.
 size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t cap);
 
+// Removes EDNS option `code` from the OPT record of `msg` in place; returns the new length
+// (`len` when the option is absent or the message cannot be walked).
+size_t remove_option(uint8_t* msg, size_t len, uint16_t code);
+
+// Sets the value of an answer's edns-tcp-keepalive option (RFC 7828, units of 100 ms) in
+// place; false when the answer has none.
+bool set_keepalive(uint8_t* msg, size_t len, uint16_t timeout_100ms);
+
 // SERVFAIL for `query` (its ID, RD/CD, question, an OPT when it had one). 0 when the query
 // is one that is never answered (a response or a runt).
 size_t make_servfail(const uint8_t* query, size_t len, uint8_t* out, size_t cap);

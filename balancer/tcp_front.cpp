@@ -221,6 +221,7 @@ void TcpFront::handle_query(TcpClient* c, const uint8_t* msg, size_t len) {
     p->transport = 1;
     p->client_id = q.id;
     p->udp_limit = 0;
+    p->keepalive = q.edns_keepalive;
     if (!pool_.fill_query(p, msg, len, q)) return;
     p->start_ns = now_ns();
     ++c->outstanding;
@@ -256,6 +257,10 @@ void TcpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
     TcpClient* c = p.client;
     if (c->state == kOpen || c->state == kDraining) {
         if (append(c, answer, len, p.client_id)) {
+            // The worker answered with its own idle timeout; the client's is ours (RFC 7828).
+            if (p.keepalive)
+                set_keepalive(c->out + c->out_len - len, len,
+                              static_cast<uint16_t>(std::min<uint32_t>(ctx_.config.tcp_idle_timeout_ms / 100, 0xFFFF)));
             ctx_.metrics.answered(1, answer[3] & 0x0F);
             ctx_.metrics.duration[1].observe_ns(now_ns() - p.start_ns);
         }

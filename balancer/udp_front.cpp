@@ -54,13 +54,19 @@ void UdpFront::drain() {
     }
 }
 
-void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len,
+void UdpFront::handle(uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len,
                       uint64_t t0) {
     BalancerMetrics& m = ctx_.metrics;
     m.bytes_in[0].inc(len);
     dns::Query q;
     dns::Malformed why;
-    const dns::ParseStatus st = dns::parse_query(msg, len, q, why);
+    dns::ParseStatus st = dns::parse_query(msg, len, q, why);
+    if (q.edns_keepalive && st == dns::ParseStatus::Ok) {
+        // RFC 7828: edns-tcp-keepalive is never answered over UDP, but the worker sees the
+        // query over TCP: take the option out before it goes there (or to the cache).
+        len = remove_option(msg, len, dns::edns_opt::TCP_KEEPALIVE);
+        st = dns::parse_query(msg, len, q, why);
+    }
     if (st == dns::ParseStatus::Drop) {
         m.drop(DropReason::Malformed);  // a response or a runt: never answered
         return;
@@ -89,6 +95,7 @@ void UdpFront::handle(const uint8_t* msg, size_t len, const sockaddr_storage& pe
     }
     p->front = this;
     p->transport = 0;
+    p->keepalive = false;
     std::memcpy(&p->peer, &peer, peer_len);
     p->peer_len = peer_len;
     p->client_id = q.id;

@@ -35,7 +35,7 @@ private:
     static constexpr size_t kInSize = 4096;
 
     void drain();
-    void handle(const uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
+    void handle(uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
     uint8_t* out_slot(const sockaddr_storage& peer, socklen_t peer_len);
     // Queues an answer for a client: response rate limiting, truncation to the client's size,
     // the client's ID, metrics. `answer` may carry any ID.

@@ -228,3 +228,21 @@ def test_garbage_never_crashes(pair):
     assert balancer.proc.poll() is None
     assert h.query(balancer.port, h.make_query("example.com.", "TXT"), "udp").rcode() == dns.rcode.NOERROR
     assert h.query(balancer.port, h.make_query("example.com.", "TXT"), "tcp").rcode() == dns.rcode.NOERROR
+
+
+def test_edns_tcp_keepalive_is_the_balancers(procs):
+    """RFC 7828 through the balancer: a TCP client gets the balancer's idle timeout (not the
+    worker's), a UDP client never gets the option, even though the worker sees both over TCP."""
+    w = procs.worker()  # idle timeout 30 s: it would answer 300
+    b = procs.balancer(workers=[addr(w)], extra_args=["--idle-timeout", "7"])
+    keepalive = [dns.edns.GenericOption(11, b"")]
+    for name in ("ka.example.com.", "ka.example.com."):  # the second time is not a cache hit either
+        r = h.query(b.port, h.make_query(name, "TXT", edns=0, options=keepalive), "tcp")
+        opt = h.edns_option(r, 11)
+        assert r.rcode() == dns.rcode.NOERROR and opt is not None
+        assert h.option_data(opt) == struct.pack("!H", 70)
+    for name in ("ka-udp.example.com.", "ka-udp.example.com."):  # a miss, then a cache hit
+        wire = h.udp_exchange(b.port, h.make_query(name, "TXT", edns=0, options=keepalive).to_wire())
+        r = dns.message.from_wire(wire)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer
+        assert h.edns_option(r, 11) is None, "edns-tcp-keepalive must not be sent over UDP"

@@ -72,6 +72,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t f = dp::balancer::make_servfail(data, size, small, sizeof small);
     check(f == 0 || (f >= 12 && f <= sizeof small), "SERVFAIL size");
     if (size > 24) dp::balancer::same_question(data + 12, size / 2 - 12, data + size / 2, size - size / 2);
+    if (size <= 4096) {
+        static uint8_t copy[4096];
+        std::memcpy(copy, data, size);
+        dp::balancer::set_keepalive(copy, size, 77);
+        const size_t r = dp::balancer::remove_option(copy, size, dp::dns::edns_opt::TCP_KEEPALIVE);
+        check(r <= size, "option removal grew the message");
+        dp::balancer::remove_option(copy, r, dp::dns::edns_opt::NSID);
+    }
 
     // The cache stores worker answers and serves them to later queries; RRL classifies every
     // answer. Feed both the policy's answer to this input and the input itself as an answer.
