@@ -6,6 +6,9 @@
 // connections, makes one query on each and then holds them open, so a script can measure
 // the server's memory per idle connection.
 //
+// --random-label puts a fresh label in front of every query's name (each query a name never
+// asked before), so a cache in front of the server never hits: the cache-miss mix.
+//
 // Every run stops by itself: sending ends after -d seconds and/or -n queries, then the
 // queries still in flight get at most -t seconds to come back.
 //
@@ -46,6 +49,8 @@ constexpr size_t kMaxQuery = 512;          // largest query we build (name <= 25
 constexpr size_t kUdpRecvSize = 4096;      // larger than any EDNS answer we ask for
 constexpr size_t kTcpReadBuf = 2 * 65538;  // always room for one maximal framed message
 constexpr int kMaxConnecting = 256;        // stay under the server's listen backlog
+constexpr size_t kLabelLen = 10;           // --random-label: characters of the fresh label
+constexpr size_t kLabelWire = kLabelLen + 1;
 
 uint64_t now_ns() {
     timespec ts{};
@@ -81,6 +86,7 @@ struct Options {
     uint16_t edns_size = 1232;
     uint32_t seed = 1;
     bool quiet = false;
+    bool random_label = false;
 };
 
 void usage() {
@@ -97,8 +103,10 @@ void usage() {
         "  -r QPS      open loop at this total rate (default: closed loop)\n"
         "  -t SECONDS  per-query timeout, also the final drain limit (default 2)\n"
         "  -e 0|1      add an EDNS OPT record, udp size 1232 (default 1)\n"
-        "  -S SEED     seed for query IDs (default 1)\n"
+        "  -S SEED     seed for query IDs and random labels (default 1)\n"
         "  -q          only print the JSON summary\n"
+        "  --random-label  udp/tcp: prefix each query's name with a fresh 10-character label\n"
+        "              (unique within a run; another -S gives other labels): no cache hits\n"
         "tcp-idle: opens -c connections, one query each, holds them -d seconds;\n"
         "  prints a line starting with READY once all are open.\n",
         stderr);
@@ -134,6 +142,10 @@ Options parse_options(int argc, char** argv) {
         }
         if (a == "-q") {
             o.quiet = true;
+            continue;
+        }
+        if (a == "--random-label") {
+            o.random_label = true;
             continue;
         }
         if (i + 1 >= argc) die("missing value for " + std::string(a));
@@ -267,7 +279,10 @@ Mix load_mix(const Options& o) {
                                      static_cast<uint8_t>(o.edns_size & 0xff), 0, 0, 0, 0, 0, 0};
             q.insert(q.end(), opt, opt + sizeof opt);
         }
-        if (q.size() > kMaxQuery) die(o.mix_file + ":" + std::to_string(lineno) + ": query too long");
+        if (q.size() + (o.random_label ? kLabelWire : 0) > kMaxQuery ||
+            (o.random_label && qlen - 4 + kLabelWire > 255)) {
+            die(o.mix_file + ":" + std::to_string(lineno) + ": query too long");
+        }
         mix.offset.push_back(static_cast<uint32_t>(mix.blob.size()));
         mix.length.push_back(static_cast<uint16_t>(q.size()));
         mix.question_len.push_back(qlen);
@@ -275,6 +290,30 @@ Mix load_mix(const Options& o) {
     }
     if (mix.size() == 0) die("mix file " + o.mix_file + " holds no queries");
     return mix;
+}
+
+// --random-label: the label of query number `seq` of a run. seq -> seq * odd + offset is a
+// bijection modulo 2^50, and so is the xorshift after it, so labels never repeat within a run
+// (below 2^50 queries) yet look random; the offset comes from -S, so two runs with different
+// seeds ask different names (an overlap needs their offsets within a run's length of each
+// other: about run length / 2^50). 10 base-32 characters carry the 50 bits.
+void random_label(uint64_t seq, uint64_t offset, uint8_t* out) {
+    constexpr uint64_t kMask = (1ULL << 50) - 1;
+    uint64_t x = (seq * 0x9E3779B97F4A7C15ULL + offset) & kMask;
+    x ^= x >> 25;
+    static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+    for (size_t i = 0; i < kLabelLen; ++i) {
+        out[i] = static_cast<uint8_t>(kAlphabet[x & 31]);
+        x >>= 5;
+    }
+}
+
+uint64_t label_offset(uint32_t seed) {
+    // splitmix64 of the seed: nearby seeds give far-apart offsets.
+    uint64_t z = static_cast<uint64_t>(seed) + 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
 // ---------------------------------------------------------------- statistics
@@ -366,6 +405,7 @@ struct IdMap {
 
 struct Slot {
     uint64_t sent_ns = 0;
+    uint64_t label_seq = 0;  // --random-label: which label this query carries
     uint32_t mix_index = 0;
     bool busy = false;
 };
@@ -407,7 +447,8 @@ struct Flow {
 
 class Runner {
 public:
-    Runner(const Options& o, const Mix& mix) : o_(o), mix_(mix), ids_(o.seed) {}
+    Runner(const Options& o, const Mix& mix)
+        : o_(o), mix_(mix), ids_(o.seed), label_offset_(label_offset(o.seed)) {}
 
     int run();
 
@@ -438,6 +479,8 @@ private:
     size_t next_mix_ = 0;
     uint64_t total_inflight_ = 0;
     uint64_t last_answer_ns_ = 0;
+    uint64_t label_offset_ = 0;
+    uint64_t next_label_ = 0;  // never reused, also for queries the kernel did not take
     bool sending_ = true;
     // UDP batch scratch: one query buffer / receive buffer per batch entry.
     std::vector<uint8_t> sbuf_ = std::vector<uint8_t>(kBatch * kMaxQuery);
@@ -532,10 +575,21 @@ uint32_t Runner::stamp(Flow& f, uint8_t* dst, uint64_t now) {
     uint32_t slot = f.take();
     uint16_t id = ids_.perm[slot];
     uint16_t len = mix_.length[mi];
-    std::memcpy(dst, mix_.query(mi), len);
+    uint64_t label_seq = 0;
+    if (o_.random_label) {
+        // Header, then the fresh label, then the mix name and the rest unchanged.
+        label_seq = next_label_++;
+        std::memcpy(dst, mix_.query(mi), 12);
+        dst[12] = static_cast<uint8_t>(kLabelLen);
+        random_label(label_seq, label_offset_, dst + 13);
+        std::memcpy(dst + 12 + kLabelWire, mix_.query(mi) + 12, len - 12u);
+        len = static_cast<uint16_t>(len + kLabelWire);
+    } else {
+        std::memcpy(dst, mix_.query(mi), len);
+    }
     dst[0] = static_cast<uint8_t>(id >> 8);
     dst[1] = static_cast<uint8_t>(id & 0xff);
-    f.slots[slot] = Slot{now, static_cast<uint32_t>(mi), true};
+    f.slots[slot] = Slot{now, label_seq, static_cast<uint32_t>(mi), true};
     ++f.inflight;
     ++total_inflight_;
     ++st_.sent;
@@ -622,7 +676,16 @@ void Runner::on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now) {
     const uint8_t* q = mix_.query(s.mix_index);
     uint16_t qdcount = static_cast<uint16_t>(msg[4] << 8 | msg[5]);
     // The server must echo the question byte for byte (0x20 case included).
-    bool same = qdcount == 1 && len >= 12 + qlen && std::memcmp(msg + 12, q + 12, qlen) == 0;
+    bool same;
+    if (o_.random_label) {
+        uint8_t label[kLabelWire];
+        label[0] = static_cast<uint8_t>(kLabelLen);
+        random_label(s.label_seq, label_offset_, label + 1);
+        same = qdcount == 1 && len >= 12 + kLabelWire + qlen && std::memcmp(msg + 12, label, kLabelWire) == 0 &&
+               std::memcmp(msg + 12 + kLabelWire, q + 12, qlen) == 0;
+    } else {
+        same = qdcount == 1 && len >= 12 + qlen && std::memcmp(msg + 12, q + 12, qlen) == 0;
+    }
     if (!same) ++st_.mismatched;
     ++st_.answered;
     ++st_.rcodes[msg[3] & 0x0f];
@@ -983,10 +1046,10 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
     const char* mode = o_.mode == Mode::Udp ? "udp" : "tcp";
 
     if (!o_.quiet) {
-        std::printf("mode %s  server %s:%u  %s  %d %s x %d in flight%s\n", mode, o_.server.c_str(),
+        std::printf("mode %s  server %s:%u  %s  %d %s x %d in flight%s%s\n", mode, o_.server.c_str(),
                     o_.port, o_.rate > 0 ? "open loop" : "closed loop", o_.conns,
                     o_.mode == Mode::Udp ? "sockets" : "connections", o_.inflight,
-                    o_.edns ? "  EDNS 1232" : "");
+                    o_.edns ? "  EDNS 1232" : "", o_.random_label ? "  random labels" : "");
         if (o_.rate > 0) std::printf("target rate     %.0f q/s\n", o_.rate);
         std::printf("sent            %" PRIu64 " in %.3f s (%.0f q/s)\n", st_.sent, send_s, send_qps);
         std::printf("answered        %" PRIu64 " (%.0f q/s), %.1f bytes per answer\n", st_.answered, qps,
@@ -1010,7 +1073,7 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
         std::printf("\n");
     }
     std::printf("{\"mode\":\"%s\",\"server\":\"%s\",\"port\":%u,\"connections\":%d,\"inflight\":%d,"
-                "\"target_rate\":%.0f,\"edns\":%s,\"duration_s\":%.3f,\"span_s\":%.3f,\"sent\":%" PRIu64
+                "\"target_rate\":%.0f,\"edns\":%s,\"random_label\":%s,\"duration_s\":%.3f,\"span_s\":%.3f,\"sent\":%" PRIu64
                 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
                 ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
                 ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
@@ -1018,7 +1081,7 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"rcodes\":{",
                 mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
-                o_.edns ? "true" : "false", send_s, span_s, st_.sent, st_.answered, lost, st_.timeouts,
+                o_.edns ? "true" : "false", o_.random_label ? "true" : "false", send_s, span_s, st_.sent, st_.answered, lost, st_.timeouts,
                 st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
                 st_.send_errors, st_.reconnects, st_.connect_errors, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
                 us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),

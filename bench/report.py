@@ -88,6 +88,14 @@ def throughput(d, out):
     out.append("")
 
 
+def check_cells(r):
+    """The answer-check columns of one dns_load pass: sent | answered | rcodes | question
+    mismatches | truncated | bytes/answer."""
+    rc = ", ".join(f"{k} {v:,}" for k, v in r["rcodes"].items())
+    return (f"{fmt(r['sent'])} | {fmt(r['answered'])} | {rc} | {fmt(r['mismatched'])} | "
+            f"{fmt(r['truncated'])} | {fmt(r.get('avg_answer_bytes'), 1)}")
+
+
 def verify(d, out):
     files = sorted(glob.glob(os.path.join(d, "verify", "*.json")))
     if not files:
@@ -99,9 +107,7 @@ def verify(d, out):
         r = load(os.path.join(d, "verify", f"{s}.json"))
         if r is None:
             continue
-        rc = ", ".join(f"{k} {v:,}" for k, v in r["rcodes"].items())
-        out.append(f"| {s} | {fmt(r['sent'])} | {fmt(r['answered'])} | {rc} | {fmt(r['mismatched'])} | "
-                   f"{fmt(r['truncated'])} | {fmt(r.get('avg_answer_bytes'), 1)} |")
+        out.append(f"| {s} | {check_cells(r)} |")
     out.append("")
 
 
@@ -161,6 +167,14 @@ def dnsperf(d, out):
     out.append("")
 
 
+def save(d, out):
+    """Print the report's lines and write them to table.md in the results directory."""
+    text = "\n".join(out)
+    with open(os.path.join(d, "table.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: report.py RESULTS_DIR")
@@ -170,10 +184,7 @@ def main():
     throughput(d, out)
     idle(d, out)
     dnsperf(d, out)
-    text = "\n".join(out)
-    with open(os.path.join(d, "table.md"), "w") as f:
-        f.write(text + "\n")
-    print(text)
+    save(d, out)
 
 
 if __name__ == "__main__":

@@ -23,51 +23,32 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+LOG_TAG=bench
+# shellcheck source=bench/common.sh
+. "$HERE/common.sh"
 WHAT=${1:-all}
 case "$WHAT" in all|throughput|idle|dnsperf) ;; *) echo "usage: $0 [all|throughput|idle|dnsperf]" >&2; exit 2 ;; esac
 
 # The peers and helpers come from Debian's packages; install what is missing (needs root or sudo).
-if [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
-    missing=()
-    for pair in knotd:knot dnsperf:dnsperf bc:bc taskset:util-linux g++:g++; do
-        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-        echo "[bench] installing ${missing[*]}"
-        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-fi
+install_missing knotd:knot dnsperf:dnsperf bc:bc taskset:util-linux g++:g++
 
 DURATION=${DURATION:-10}
-UDP_SOCKETS=${UDP_SOCKETS:-4}
-UDP_INFLIGHT=${UDP_INFLIGHT:-50}
-TCP_CONNS=${TCP_CONNS:-10}
-TCP_INFLIGHT=${TCP_INFLIGHT:-100}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-5}
 DNSPERF_RATE=${DNSPERF_RATE:-50000}
 DNSPERF_DURATION=${DNSPERF_DURATION:-5}
 SERVERS=${SERVERS:-echo worker knot}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 PORT_BASE=${PORT_BASE:-15300}
-WORKER_BIN=${WORKER_BIN:-$ROOT/build/worker/domain-park-worker}
 WORKER_ARGS=${WORKER_ARGS:-}
-QUIET_WAIT=${QUIET_WAIT:-120}
 RETRIES=${RETRIES:-2}
-NCPU=$(nproc)
+STOP_TENTHS=50   # stop_server: 5 s after SIGTERM, then SIGKILL
 
 declare -A PORT=([worker]=$PORT_BASE [echo]=$((PORT_BASE + 1)) [knot]=$((PORT_BASE + 2)))
-TCK=$(getconf CLK_TCK)
-BIN=$HERE/.build
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$HERE/results/$STAMP
 WORK=$(mktemp -d /tmp/domain-park-bench.XXXXXX)
 mkdir -p "$OUT"
 SERVER_PID=""
-
-log() { printf '[bench] %s\n' "$*" >&2; }
 
 cleanup() {
     if [[ -n "$SERVER_PID" ]]; then stop_server; fi
@@ -84,17 +65,6 @@ if (( $(ulimit -n) < IDLE_CONNS + 100 )); then
 fi
 
 # ------------------------------------------------------------------ build and inputs
-
-build() {
-    mkdir -p "$BIN"
-    local t
-    for t in dns_load echo_server; do
-        if [[ ! -x "$BIN/$t" || "$HERE/$t.cpp" -nt "$BIN/$t" ]]; then
-            log "building $t"
-            g++ -std=c++20 -O2 -Wall -Wextra -Werror -o "$BIN/$t" "$HERE/$t.cpp"
-        fi
-    done
-}
 
 make_inputs() {
     if [[ -n "${MIX:-}" ]]; then
@@ -139,11 +109,8 @@ start_server() {
             ;;
         worker)
             # shellcheck disable=SC2086  # WORKER_ARGS is a list of flags
-            taskset -c "$SERVER_CPU" "$WORKER_BIN" --host 127.0.0.1 --port "$port" \
-                -n ns1.park.example:192.0.2.53,2001:db8::53 -n ns2.park.example:192.0.2.54 \
-                --rua dmarc@park.example --identity bench \
-                --idle-timeout 300 --max-connections $((IDLE_CONNS + 1000)) $WORKER_ARGS \
-                > "$WORK/worker.log" 2>&1 &
+            start_worker "$port" bench --idle-timeout 300 --max-connections $((IDLE_CONNS + 1000)) $WORKER_ARGS \
+                > "$WORK/worker.log" 2>&1
             ;;
         knot)
             if [[ ! -f "$WORK/knot/knot.conf" ]]; then
@@ -158,89 +125,36 @@ start_server() {
     wait_ready "$name" "$port"
 }
 
+# Up when it answers the SOA probe of every zone (at most 30 s); else stopped, its log shown if
+# it exited.
 wait_ready() {
-    local name=$1 port=$2 i ok
-    for ((i = 0; i < 120; i++)); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "$name exited during startup:"; cat "$WORK/$name.log" >&2
-            SERVER_PID=""
-            return 1
-        fi
-        ok=$("$BIN/dns_load" -q -s 127.0.0.1 -p "$port" -f "$WORK/probe.txt" -n "$PROBE_LINES" -d 0 \
-                -c 1 -w 50 -t 0.3 2>/dev/null | tail -1 |
-             python3 -c 'import json,sys; j=json.loads(sys.stdin.read()); print(j["rcodes"].get("NOERROR",0))' \
-             2>/dev/null || echo 0)
-        if [[ "$ok" == "$PROBE_LINES" ]]; then return 0; fi
-        sleep 0.25
-    done
-    log "$name did not answer all $PROBE_LINES probe queries within 30 s"
+    local name=$1 port=$2
+    wait_answering "$port" "$SERVER_PID" "$name" "$WORK/probe.txt" "$PROBE_LINES" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || cat "$WORK/$name.log" >&2
     stop_server
     return 1
 }
 
-stop_server() {
-    local i
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"; }
-hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status"; }
-# utime + stime of the whole process (all threads), in clock ticks.
-cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$SERVER_PID/stat"; }
-
-# Busy ticks of the whole machine (user, nice, system, irq, softirq, steal), all CPUs.
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-
-# A build or test run of someone else on this machine takes cores from the server or the
-# generator and silently halves the numbers; wait until the machine is idle (< 10% busy).
-wait_quiet() {
-    local i a b
-    for ((i = 0; i < QUIET_WAIT; i++)); do
-        a=$(busy_ticks); sleep 1; b=$(busy_ticks)
-        if (( (b - a) * 10 < TCK * NCPU )); then return 0; fi
-        (( i % 10 == 0 )) && log "machine busy ($(( (b - a) * 100 / (TCK * NCPU) ))% of $NCPU CPUs), waiting"
-    done
-    log "machine still busy after $QUIET_WAIT s: measuring anyway (see 'other CPU' in the table)"
-}
+stop_server() { stop_pids "$SERVER_PID"; SERVER_PID=""; }
 
 # measure OUTFILE SERVERJSON dns_load-args...: one pinned load run, plus the server's CPU
-# and memory and the CPU time that neither server nor generator used (other processes).
-measure() {
-    local attempt
-    for ((attempt = 0; attempt <= RETRIES; attempt++)); do
-        measure_once "$@"
-        if python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); sys.exit(m["other_cpu_s"] > 0.2 * m["wall_s"])' "$2"; then
-            return 0
-        fi
-        (( attempt < RETRIES )) && log "run disturbed by other processes, repeating"
-    done
-    return 0
-}
+# and memory and the CPU time that neither server nor generator used (other processes);
+# repeated when other processes disturbed it.
+measure() { repeat_disturbed "$2" measure_once "$@"; }
 
 measure_once() {
     local out=$1 meta=$2 c0 c1 m0 m1 t0 t1
     shift 2
     wait_quiet
-    c0=$(cpu_ticks); m0=$(busy_ticks); t0=$(date +%s.%N)
+    c0=$(ticks "$SERVER_PID"); m0=$(busy_ticks); t0=$(date +%s.%N)
     load "$out" "$@"
-    t1=$(date +%s.%N); m1=$(busy_ticks); c1=$(cpu_ticks)
+    t1=$(date +%s.%N); m1=$(busy_ticks); c1=$(ticks "$SERVER_PID")
     local gen
     gen=$(tail -1 "$out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("cpu_s", 0))')
-    awk -v rss="$(rss_kb)" -v hwm="$(hwm_kb)" -v c="$((c1 - c0))" -v m="$((m1 - m0))" -v tck="$TCK" \
+    awk -v rss="$(rss_kb "$SERVER_PID")" -v hwm="$(hwm_kb "$SERVER_PID")" -v c="$((c1 - c0))" -v m="$((m1 - m0))" -v tck="$TCK" \
         -v wall="$(echo "$t1 - $t0" | bc)" -v gen="$gen" 'BEGIN {
             printf "{\"rss_kb\":%d,\"hwm_kb\":%d,\"cpu_s\":%.3f,\"wall_s\":%.3f,", rss, hwm, c / tck, wall
             printf "\"client_cpu_s\":%.3f,\"other_cpu_s\":%.3f}\n", gen, (m - c) / tck - gen }' > "$meta"
-}
-
-load() {  # load OUTFILE dns_load-args... ; runs pinned on the client core
-    taskset -c "$CLIENT_CPU" "$BIN/dns_load" -s 127.0.0.1 -f "$WORK/mix.txt" "${@:2}" > "$1"
 }
 
 # ------------------------------------------------------------------ phases
@@ -260,13 +174,9 @@ throughput() {
         load "$OUT/verify/$s.json" -p "${PORT[$s]}" -m udp -n "$MIX_LINES" -d 0 -c 1 -w 100 -t 1
         for t in udp tcp; do
             log "$s: $t for $DURATION s"
-            if [[ $t == udp ]]; then
-                set -- -m udp -c "$UDP_SOCKETS" -w "$UDP_INFLIGHT"
-            else
-                set -- -m tcp -c "$TCP_CONNS" -w "$TCP_INFLIGHT"
-            fi
+            client_args "$t"
             measure "$OUT/throughput/$s-$t.json" "$OUT/throughput/$s-$t.server.json" \
-                -p "${PORT[$s]}" -d "$DURATION" "$@"
+                -p "${PORT[$s]}" -d "$DURATION" "${CLIENT_ARGS[@]}"
             grep -v '^{' "$OUT/throughput/$s-$t.json" | sed 's/^/    /' >&2
         done
         stop_server
@@ -282,7 +192,7 @@ idle() {
         log "$s: $IDLE_CONNS idle TCP connections for $IDLE_HOLD s"
         start_server "$s" || continue
         wait_quiet
-        before=$(rss_kb)
+        before=$(rss_kb "$SERVER_PID")
         taskset -c "$CLIENT_CPU" "$BIN/dns_load" -s 127.0.0.1 -p "${PORT[$s]}" -f "$WORK/mix.txt" \
             -m tcp-idle -c "$IDLE_CONNS" -d "$IDLE_HOLD" > "$WORK/idle-$s.out" &
         local lpid=$!
@@ -292,7 +202,7 @@ idle() {
             sleep 0.1
         done
         sleep 0.5  # let the server finish accounting for the last connections
-        after=$(rss_kb)
+        after=$(rss_kb "$SERVER_PID")
         wait "$lpid" || true
         python3 - "$WORK/idle-$s.out" "$before" "$after" > "$OUT/idle/$s.json" <<'EOF'
 import json, sys
@@ -327,7 +237,7 @@ dnsperf_check() {
 
 # ------------------------------------------------------------------ main
 
-build
+build_tools dns_load echo_server
 make_inputs
 printf '{"duration":%s,"server_cpu":"%s","client_cpu":"%s","udp":"%s sockets x %s in flight, closed loop","tcp":"%s connections x %s in flight, pipelined","mix_lines":%s,"worker_bin":"%s"}\n' \
     "$DURATION" "$SERVER_CPU" "$CLIENT_CPU" "$UDP_SOCKETS" "$UDP_INFLIGHT" "$TCP_CONNS" "$TCP_INFLIGHT" \
