@@ -274,7 +274,22 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) c
         first = i;
     }
     // The longest public suffix decides; D is it plus one label, which must be host-name text.
-    for (int i = first; i < n; ++i) {
+    // A suffix can be public only if the suffix one label shorter has rules below it: walking
+    // from the right, the candidates end where that stops (the rest are not asked about).
+    if (first == n) return 0;
+    int max_labels = 1;
+    while (max_labels < n - first) {
+        const int i = n - max_labels;  // the suffix of max_labels labels starts at label i
+        const PublicSuffix::Below b =
+            psl_->below(buf + at[i], static_cast<size_t>(end - (buf + at[i])), hash[i]);
+        if (b == PublicSuffix::Below::Leaf) break;
+        if (b == PublicSuffix::Below::Open) {
+            max_labels = n - first;
+            break;
+        }
+        ++max_labels;
+    }
+    for (int i = std::max(first, n - max_labels); i < n; ++i) {
         if (!psl_->is_public_suffix(buf + at[i], static_cast<size_t>(end - (buf + at[i])), hash[i])) continue;
         const int d = i - 1;
         if (d < 0) return 0;  // the whole name is a public suffix

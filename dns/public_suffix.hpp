@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 
 struct psl_ctx_st;
@@ -37,6 +38,16 @@ public:
     // labels is taken not to be a public suffix without asking libpsl.
     static constexpr int kMaxSuffixLabels = 8;
 
+    // Whether a public suffix can be longer than `suffix` (lower-case text, `hash` as for
+    // is_public_suffix), judged from the list's rules: Leaf when no rule has more labels below
+    // it (so no longer name suffix needs asking about), Inner when some rule does, Open when
+    // that cannot be told from here (the list came from a DAFSA or libpsl's built-in copy, or
+    // rules below it are spelled in UTF-8 while queries spell them in ACE). The name suffixes
+    // unique to one query (the registrable domain and longer) are then never looked up, so the
+    // memo holds only suffixes that matter and stays in the CPU's cache.
+    enum class Below : uint8_t { Leaf, Inner, Open };
+    Below below(const char* suffix, size_t len, uint64_t hash) const;
+
 private:
     static constexpr size_t kKey = 54;
     static constexpr size_t kWays = 4;
@@ -53,6 +64,17 @@ private:
     std::unique_ptr<Entry[]> memo_;
     size_t set_mask_ = 0;  // sets - 1; sets is a power of two
     mutable uint32_t next_way_ = 0;
+
+    // Reads the rules from the text form of the list at `path` into inner_; false (and no
+    // table: every suffix Open) for a DAFSA or an unreadable file.
+    bool load_rule_tree(const std::string& path, bool private_section);
+    struct Node {
+        uint64_t hash = 0;
+        Below below = Below::Leaf;  // Leaf: empty slot
+        std::string suffix;
+    };
+    std::vector<Node> inner_;  // open addressing by hash: the suffixes with rules below them
+    size_t inner_mask_ = 0;
 };
 
 }  // namespace dp::dns

@@ -1,7 +1,12 @@
 // Every row of DESIGN.md's answer table, through Policy::respond, decoded independently.
 #include <doctest/doctest.h>
 
+#include <libpsl.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "dns/policy.hpp"
 #include "dns_test_util.hpp"
@@ -474,4 +479,72 @@ TEST_CASE("name compression: owners point into the question") {
     const size_t rr = 12 + 17 + 4;
     CHECK(m.raw[rr] == 0xC0);
     CHECK(m.raw[rr + 1] == 16);
+}
+
+namespace {
+// The registrable domain by asking libpsl about every suffix, longest first (the definition,
+// without the memo or the rule-depth shortcut).
+std::string reference_registrable(psl_ctx_st* ctx, const std::string& name, int type) {
+    std::vector<std::string> labels;
+    for (size_t at = 0;;) {
+        const size_t dot = name.find('.', at);
+        labels.push_back(name.substr(at, dot - at));
+        if (dot == std::string::npos) break;
+        at = dot + 1;
+    }
+    const int n = static_cast<int>(labels.size());
+    auto join = [&](int from) {
+        std::string s;
+        for (int i = from; i < n; ++i) s += (i == from ? "" : ".") + labels[i];
+        return s;
+    };
+    for (int i = std::max(0, n - PublicSuffix::kMaxSuffixLabels); i < n; ++i)
+        if (psl_is_public_suffix2(ctx, join(i).c_str(), type)) return i == 0 ? "" : join(i - 1);
+    return "";
+}
+}  // namespace
+
+TEST_CASE("the rule-depth shortcut agrees with libpsl for every rule of the list") {
+    for (bool priv : {false, true}) {
+        PolicySettings s = base_settings();
+        s.psl_private = priv;
+        Policy p(s);
+        const std::string& file = p.psl().source();
+        std::ifstream in(file);
+        if (!in) {
+            MESSAGE("no text list readable at " << file << "; the shortcut is off there");
+            return;
+        }
+        psl_ctx_st* ctx = psl_load_file(file.c_str());
+        REQUIRE(ctx);
+        const int type = priv ? PSL_TYPE_ANY : PSL_TYPE_ICANN;
+        size_t rules = 0, checked = 0;
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty() || line.rfind("//", 0) == 0) continue;
+            std::string rule = line.substr(0, line.find_first_of(" \t\r"));
+            if (std::any_of(rule.begin(), rule.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+                continue;  // IDN rules: queries spell them in ACE form
+            ++rules;
+            if (rule[0] == '!') rule.erase(0, 1);
+            if (rule.rfind("*.", 0) == 0) rule.replace(0, 1, "wild");
+            for (const std::string& prefix : {std::string(), std::string("a."), std::string("b.a."),
+                                              std::string("d.c.b.a.")}) {
+                const std::string name = prefix + rule;
+                INFO(name);
+                CHECK(p.registrable_domain(name) == reference_registrable(ctx, name, type));
+                ++checked;
+            }
+        }
+        // Rules the list spells in UTF-8 (queries spell them in ACE), and names no rule covers.
+        for (const char* name : {"a.b.xn--55qx5d.cn", "b.xn--55qx5d.cn", "x.y.xn--fiqs8s", "a.xn--55qx5d.xn--fiqs8s",
+                                 "a.b.xn--5rtp49c.jp", "a.b.xn--4it168d.jp", "z.y.xn--p1ai", "q.w.xn--zz-unknown",
+                                 "a.b.c.notatld", "a.b.sch.uk", "a.b.c.sch.uk", "www.park-1.co.uk", "x.city.kawasaki.jp"}) {
+            INFO(name);
+            CHECK(p.registrable_domain(name) == reference_registrable(ctx, name, type));
+        }
+        psl_free(ctx);
+        CHECK(rules > 5000);
+        MESSAGE(checked << " names checked against libpsl (" << (priv ? std::string("all sections") : std::string("ICANN")) << ")");
+    }
 }
