@@ -167,6 +167,34 @@ def dnsperf(d, out):
     out.append("")
 
 
+def pairs(d, out):
+    """run.sh pairs: back-to-back echo/worker UDP runs; the median pair ratio."""
+    pdir = os.path.join(d, "pairs")
+    if not os.path.isdir(pdir):
+        return
+    rows = []
+    i = 1
+    while True:
+        e, w = load(os.path.join(pdir, f"{i}-echo.json")), load(os.path.join(pdir, f"{i}-worker.json"))
+        if not e or not w:
+            break
+        eq, wq = e["answered"] / e["span_s"], w["answered"] / w["span_s"]
+        rows.append((i, eq, wq, wq / eq if eq else 0.0))
+        i += 1
+    if not rows:
+        return
+    out.append("### UDP worker/echo in back-to-back pairs\n")
+    out.append("| pair | first | echo q/s | worker q/s | worker/echo |")
+    out.append("| --: | --- | --: | --: | --: |")
+    for i, eq, wq, r in rows:
+        out.append(f"| {i} | {'echo' if i % 2 else 'worker'} | {eq:,.0f} | {wq:,.0f} | {r:.3f} |")
+    ratios = sorted(r for *_, r in rows)
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    out.append(f"\nMedian worker/echo over {len(rows)} pairs: **{median:.3f}** "
+               f"(range {ratios[0]:.3f}-{ratios[-1]:.3f}).\n")
+
+
 def save(d, out):
     """Print the report's lines and write them to table.md in the results directory."""
     text = "\n".join(out)
@@ -184,6 +212,7 @@ def main():
     throughput(d, out)
     idle(d, out)
     dnsperf(d, out)
+    pairs(d, out)
     save(d, out)
 
 

@@ -27,7 +27,7 @@ LOG_TAG=bench
 # shellcheck source=bench/common.sh
 . "$HERE/common.sh"
 WHAT=${1:-all}
-case "$WHAT" in all|throughput|idle|dnsperf) ;; *) echo "usage: $0 [all|throughput|idle|dnsperf]" >&2; exit 2 ;; esac
+case "$WHAT" in all|throughput|idle|dnsperf|pairs) ;; *) echo "usage: $0 [all|throughput|idle|dnsperf|pairs]" >&2; exit 2 ;; esac
 
 # The peers and helpers come from Debian's packages; install what is missing (needs root or sudo).
 install_missing knotd:knot dnsperf:dnsperf bc:bc taskset:util-linux g++:g++
@@ -41,6 +41,8 @@ SERVERS=${SERVERS:-echo worker knot}
 PORT_BASE=${PORT_BASE:-15300}
 WORKER_ARGS=${WORKER_ARGS:-}
 RETRIES=${RETRIES:-2}
+PAIRS=${PAIRS:-8}             # pairs mode: back-to-back echo/worker UDP pairs
+PAIR_SECONDS=${PAIR_SECONDS:-3}
 STOP_TENTHS=50   # stop_server: 5 s after SIGTERM, then SIGKILL
 
 declare -A PORT=([worker]=$PORT_BASE [echo]=$((PORT_BASE + 1)) [knot]=$((PORT_BASE + 2)))
@@ -135,7 +137,9 @@ wait_ready() {
     return 1
 }
 
-stop_server() { stop_pids "$SERVER_PID"; SERVER_PID=""; }
+# SERVER_PID may hold several PIDs (pairs mode): split on purpose.
+# shellcheck disable=SC2086
+stop_server() { stop_pids $SERVER_PID; SERVER_PID=""; }
 
 # measure OUTFILE SERVERJSON dns_load-args...: one pinned load run, plus the server's CPU
 # and memory and the CPU time that neither server nor generator used (other processes);
@@ -181,6 +185,34 @@ throughput() {
         done
         stop_server
     done
+}
+
+# The UDP ratio worker/echo from PAIRS back-to-back pairs of PAIR_SECONDS runs, both servers up
+# the whole time on SERVER_CPU (the one not under load idles), the order alternating (ABBA) so
+# that drift on this shared machine cancels; the median pair is the figure. Closer in time than
+# the throughput phase's separate 5 s runs, whose ratio moves by +-8% here from run to run.
+pairs() {
+    mkdir -p "$OUT/pairs"
+    local pids=() i a b
+    taskset -c "$SERVER_CPU" "$BIN/echo_server" --host 127.0.0.1 --port "${PORT[echo]}" > "$WORK/echo.log" 2>&1 &
+    pids+=($!)
+    # shellcheck disable=SC2086  # WORKER_ARGS is a list of flags
+    start_worker "${PORT[worker]}" bench $WORKER_ARGS > "$WORK/worker.log" 2>&1
+    pids+=($!)
+    SERVER_PID="${pids[*]}"
+    wait_answering "${PORT[echo]}" "${pids[0]}" echo "$WORK/probe.txt" "$PROBE_LINES" || return 1
+    wait_answering "${PORT[worker]}" "${pids[1]}" worker "$WORK/probe.txt" "$PROBE_LINES" || return 1
+    load "$OUT/pairs/warm.json" -p "${PORT[worker]}" -m udp -n "$MIX_LINES" -d 0 -c 1 -w 100 -t 1
+    client_args udp
+    for ((i = 1; i <= PAIRS; i++)); do
+        if ((i % 2)); then a=echo b=worker; else a=worker b=echo; fi
+        wait_quiet
+        load "$OUT/pairs/$i-$a.json" -p "${PORT[$a]}" -d "$PAIR_SECONDS" "${CLIENT_ARGS[@]}"
+        load "$OUT/pairs/$i-$b.json" -p "${PORT[$b]}" -d "$PAIR_SECONDS" "${CLIENT_ARGS[@]}"
+        log "pair $i done"
+    done
+    stop_pids "${pids[@]}"
+    SERVER_PID=""
 }
 
 idle() {
@@ -248,6 +280,7 @@ case "$WHAT" in
     throughput) throughput ;;
     idle) idle ;;
     dnsperf) dnsperf_check ;;
+    pairs) pairs ;;
 esac
 
 ln -sfn "$STAMP" "$HERE/results/latest"
