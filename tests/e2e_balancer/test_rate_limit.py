@@ -126,3 +126,27 @@ def test_bad_rate_limit_settings_exit_2(tmp_path):
         p = subprocess.run([balancer_binary(), "--config", str(cfg), "--check-config"], capture_output=True,
                            text=True, timeout=10)
         assert p.returncode == 2 and word in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_sighup_turns_rrl_on_and_off(procs, tmp_path):
+    import signal
+    w = procs.worker()
+    cfg = write_config(tmp_path / "b.json", workers=[addr(w)])
+    b = procs.balancer(config=cfg)
+
+    def reload(n, **rate_limit):
+        write_config(cfg, workers=[addr(w)], rate_limit=rate_limit)
+        b.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while b.metrics().value("domain_park_balancer_config_reloads_total", result="success") < n:
+            assert time.monotonic() < deadline, "reload not counted"
+            time.sleep(0.05)
+        time.sleep(0.2)  # applied on the query thread's loop
+
+    assert udp_burst(b.port, ["hup.example.com."] * 20) == (20, 0, 0)
+    reload(1, responses_per_second=2, slip=0)
+    full, tc, lost = udp_burst(b.port, ["hup.example.com."] * 20)
+    assert full <= 4 and lost == 20 - full and tc == 0, (full, tc, lost)
+    reload(2)
+    time.sleep(1.1)
+    assert udp_burst(b.port, ["hup.example.com."] * 20) == (20, 0, 0)
