@@ -173,3 +173,25 @@ def test_no_stale_answers_unless_enabled(procs, tmp_path):
     r = h.query(b.port, h.make_query("stale.example.com.", "TXT"), timeout=3.0)
     assert r.rcode() == dns.rcode.SERVFAIL and time.monotonic() - t0 < 1.5
     assert b.metrics().value("domain_park_balancer_cache_lookups_total", result="stale") == 0
+
+
+def test_thousands_of_pipelined_cache_hits_on_one_connection(procs, tmp_path):
+    """Cache hits are answered at once, inside the read that brought them: the connection's
+    unsent-bytes cap must pause and resume reading without losing or stalling any answer."""
+    w = procs.worker()
+    b = procs.balancer(config=write_config(tmp_path / "b.json", workers=[addr(w)], tcp_max_pending_bytes=8192))
+    names = [f"pipe-{i}.example.com." for i in range(30)]
+    for n in names:
+        h.query(b.port, h.make_query(n, "TXT"), "tcp")  # cached now
+    queries = [h.make_query(names[i % 30], "TXT", qid=i) for i in range(3000)]
+    with h.tcp_connect(b.port, timeout=10.0) as s:
+        s.sendall(b"".join(len(q.to_wire()).to_bytes(2, "big") + q.to_wire() for q in queries))
+        seen = set()
+        for _ in queries:
+            r = dns.message.from_wire(h.tcp_recv(s))
+            assert r.rcode() == dns.rcode.NOERROR and r.answer and r.id not in seen
+            seen.add(r.id)
+    assert seen == set(range(3000))
+    m = b.metrics()
+    assert m.value("domain_park_balancer_cache_lookups_total", result="hit") >= 3000
+    assert m.value("domain_park_balancer_tcp_read_paused_total") >= 1, "the 8 KiB cap should have paused reading"
