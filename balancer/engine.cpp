@@ -142,25 +142,11 @@ void Engine::on_command() {
     if (stop_now) stop();
 }
 
-// Applies what can change while running; the main thread already logged what cannot.
+// The main thread has already put the running values back into the settings that change only
+// on restart, so this thread's share of the new record can replace its own.
 void Engine::reload(const BalancerConfig& full) {
-    const BalancerConfig next = thread_share(full, full.threads);
-    BalancerConfig& c = ctx_.config;
-    c.workers = next.workers;
-    c.deadline_ms = next.deadline_ms;
-    c.attempt_timeout_ms = next.attempt_timeout_ms;
-    c.max_retries = next.max_retries;
-    c.deadline_action = next.deadline_action;
-    c.health_failures = next.health_failures;
-    c.health_backoff_min_ms = next.health_backoff_min_ms;
-    c.health_backoff_max_ms = next.health_backoff_max_ms;
-    c.tcp_idle_timeout_ms = next.tcp_idle_timeout_ms;
-    c.tcp_max_pending_bytes = next.tcp_max_pending_bytes;
-    c.tcp_max_queries_per_connection = next.tcp_max_queries_per_connection;
-    c.tcp_close_grace_ms = next.tcp_close_grace_ms;
-    c.shutdown_grace_ms = next.shutdown_grace_ms;
-    c.cache = next.cache;
-    c.rate_limit = next.rate_limit;
+    ctx_.config = thread_share(full, full.threads);
+    const BalancerConfig& c = ctx_.config;
     // A reload empties the cache, so that answers from changed workers show at once.
     cache_->clear();
     cache_->reconfigure(c.cache);

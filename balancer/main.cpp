@@ -59,31 +59,33 @@ struct App {
             log_line(std::string("reload failed, keeping the running configuration: ") + e.what());
             return;
         }
-        const BalancerConfig& c = config;
-        if (next.listen != c.listen || next.udp != c.udp || next.tcp != c.tcp || next.metrics != c.metrics ||
-            next.threads != c.threads || next.max_inflight != c.max_inflight ||
-            next.upstream_connections != c.upstream_connections ||
-            next.upstream_max_outstanding != c.upstream_max_outstanding || next.udp_rcvbuf != c.udp_rcvbuf ||
-            next.tcp_max_connections != c.tcp_max_connections || next.tcp_backlog != c.tcp_backlog)
+        // The settings that change only on restart keep their running values; everything else
+        // is the new file's, and each engine takes the whole record.
+        bool kept = false;
+        auto keep = [&](auto field) {
+            if (next.*field != config.*field) {
+                next.*field = config.*field;
+                kept = true;
+            }
+        };
+        keep(&BalancerConfig::listen);
+        keep(&BalancerConfig::udp);
+        keep(&BalancerConfig::tcp);
+        keep(&BalancerConfig::metrics);
+        keep(&BalancerConfig::threads);
+        keep(&BalancerConfig::max_inflight);
+        keep(&BalancerConfig::upstream_connections);
+        keep(&BalancerConfig::upstream_max_outstanding);
+        keep(&BalancerConfig::udp_rcvbuf);
+        keep(&BalancerConfig::tcp_max_connections);
+        keep(&BalancerConfig::tcp_backlog);
+        if (kept)
             log_line("reload: listen/metrics addresses, threads, max_inflight, upstream_connections, "
                      "upstream_max_outstanding and socket sizes change only on restart; kept the old ones");
-        const std::vector<std::string> workers = next.workers;
-        // Keep the restart-only settings in the record of what runs.
-        next.listen = c.listen;
-        next.udp = c.udp;
-        next.tcp = c.tcp;
-        next.metrics = c.metrics;
-        next.threads = c.threads;
-        next.max_inflight = c.max_inflight;
-        next.upstream_connections = c.upstream_connections;
-        next.upstream_max_outstanding = c.upstream_max_outstanding;
-        next.udp_rcvbuf = c.udp_rcvbuf;
-        next.tcp_max_connections = c.tcp_max_connections;
-        next.tcp_backlog = c.tcp_backlog;
         config = next;
         for (auto& e : engines) e->post_reload(config);
         metrics().reloads_ok.inc();
-        log_line("reloaded configuration: " + std::to_string(workers.size()) + " worker(s)");
+        log_line("reloaded configuration: " + std::to_string(config.workers.size()) + " worker(s)");
     }
 
     // SIGTERM: every thread stops reading, answers what is in flight (bounded by
