@@ -259,8 +259,7 @@ void TcpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
         if (append(c, answer, len, p.client_id)) {
             // The worker answered with its own idle timeout; the client's is ours (RFC 7828).
             if (p.keepalive)
-                set_keepalive(c->out + c->out_len - len, len,
-                              static_cast<uint16_t>(std::min<uint32_t>(ctx_.config.tcp_idle_timeout_ms / 100, 0xFFFF)));
+                set_keepalive(c->out + c->out_len - len, len, dns::keepalive_units(ctx_.config.tcp_idle_timeout_ms));
             ctx_.metrics.answered(1, answer[3] & 0x0F);
             ctx_.metrics.duration[1].observe_ns(now_ns() - p.start_ns);
         }

@@ -217,12 +217,8 @@ void UpstreamPool::on_answer(UpConn* c, const uint8_t* msg, size_t len) {
     u->failures = 0;
     u->stats->answers.inc();
     detach(p);
-    if (ctx_.cache_on()) {
-        dns::Query q;
-        dns::Malformed why;
-        const dns::ParseStatus st = dns::parse_query(p->query(), p->len, q, why);
-        if (AnswerCache::cacheable_query(q, st)) ctx_.cache->insert(q, msg, len, now_ms());
-    }
+    dns::Query q;
+    if (ctx_.cache_on() && cache_key(*p, q)) ctx_.cache->insert(q, msg, len, now_ms());
     p->front->deliver(*p, msg, len);
     release(p);
 }
@@ -565,14 +561,17 @@ void UpstreamPool::expire(Pending* p) {
     }
 }
 
+bool UpstreamPool::cache_key(const Pending& p, dns::Query& q) {
+    dns::Malformed why;
+    const dns::ParseStatus st = dns::parse_query(p.query(), p.len, q, why);
+    return AnswerCache::cacheable_query(q, st);
+}
+
 bool UpstreamPool::serve_stale(Pending* p) {
     if (!ctx_.cache_on() || ctx_.cache->settings().max_stale == 0) return false;
     dns::Query q;
-    dns::Malformed why;
-    const dns::ParseStatus st = dns::parse_query(p->query(), p->len, q, why);
-    if (!AnswerCache::cacheable_query(q, st)) return false;
-    bool stale = false;
-    const size_t len = ctx_.cache->lookup(q, now_ms(), true, ctx_.answer_buf, sizeof ctx_.answer_buf, &stale);
+    if (!cache_key(*p, q)) return false;
+    const size_t len = ctx_.cache->lookup(q, now_ms(), true, ctx_.answer_buf, sizeof ctx_.answer_buf);
     if (len == 0) return false;
     p->front->deliver(*p, ctx_.answer_buf, len);
     release(p);

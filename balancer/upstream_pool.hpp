@@ -118,6 +118,9 @@ private:
     void resend(Pending* p, const Upstream* from);
     void expire(Pending* p);
     void servfail(Pending* p, ServfailReason why);
+    // Parses a query in flight again (the front's parse pointed into its own buffer) for the
+    // cache; false when the cache does not take such a query.
+    static bool cache_key(const Pending& p, dns::Query& q);
     // RFC 8767: answers from an expired cache entry when no worker could; false when none.
     bool serve_stale(Pending* p);
     uint64_t now_ms() const { return uv_now(loop_); }

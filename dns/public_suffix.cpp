@@ -13,7 +13,7 @@ namespace dp::dns {
 
 PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32_t memo_entries)
     : type_(private_section ? PSL_TYPE_ANY : PSL_TYPE_ICANN) {
-    bool from_file = false;  // rules readable as text (load_depths checks it is not a DAFSA)
+    bool from_file = false;  // rules readable as text (load_rule_tree checks it is not a DAFSA)
     if (path.empty()) {
         // The newest list available wins. The system package ships the same list as a DAFSA
         // and as text; libpsl answers ~3x faster from the text form (sorted rules) than from a
@@ -86,9 +86,7 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
             }
             if (dot == std::string::npos) break;  // the whole rule: a leaf unless a longer rule says otherwise
             suffix = rule.substr(start);
-            auto [it, fresh] = nodes.emplace(suffix, Below::Inner);
-            (void)fresh;
-            (void)it;
+            nodes.emplace(suffix, Below::Inner);  // an Open mark stays
             end = dot;
         }
     }

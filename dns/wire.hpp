@@ -3,6 +3,7 @@
 // this is the hot path shared by every transport of the worker and the balancer.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -81,6 +82,10 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
 // Moves `off` past the possibly compressed name at `off` (its labels up to the root or the
 // first pointer). Only checks that it is well formed and in bounds; false otherwise.
 bool skip_name(const uint8_t* msg, size_t len, size_t& off);
+
+// An idle timeout in milliseconds as an edns-tcp-keepalive value (RFC 7828: units of 100 ms,
+// 16 bits).
+inline uint16_t keepalive_units(uint32_t idle_ms) { return static_cast<uint16_t>(std::min<uint32_t>(idle_ms / 100, 0xFFFF)); }
 
 // Compares the wire names a and b (uncompressed) ignoring ASCII case.
 bool name_equal_ci(const uint8_t* a, const uint8_t* b);

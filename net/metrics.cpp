@@ -1,9 +1,8 @@
 #include "net/metrics.hpp"
 
-#include <algorithm>
-
 #include <prometheus/metric_family.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace dp::net {

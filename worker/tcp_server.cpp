@@ -100,7 +100,7 @@ bool TcpServer::start(std::string& error) {
     max_connections_ = c.tcp_max_connections;
     if (fds > 128 && max_connections_ > (fds - 64) / 2 + (fds - 64) / 4)
         max_connections_ = (fds - 64) / 2 + (fds - 64) / 4;
-    keepalive_100ms_ = static_cast<uint16_t>(std::min<uint32_t>(c.tcp_idle_timeout_ms / 100, 0xFFFF));
+    keepalive_100ms_ = dns::keepalive_units(c.tcp_idle_timeout_ms);
     uv_timer_init(loop_, &sweeper_);
     sweeper_.data = this;
     const uint64_t every = std::clamp<uint64_t>(c.tcp_idle_timeout_ms / 10, 50, 1000);
