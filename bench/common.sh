@@ -39,7 +39,7 @@ build_tools() {
     mkdir -p "$BIN"
     local t
     for t in "$@"; do
-        if [[ ! -x "$BIN/$t" || "$HERE/$t.cpp" -nt "$BIN/$t" ]]; then
+        if [[ ! -x "$BIN/$t" || "$HERE/$t.cpp" -nt "$BIN/$t" || "$HERE/mix_query.hpp" -nt "$BIN/$t" ]]; then
             log "building $t"
             g++ -std=c++20 -O2 -Wall -Wextra -Werror -o "$BIN/$t" "$HERE/$t.cpp"
         fi

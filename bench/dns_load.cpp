@@ -42,7 +42,12 @@
 #include <string_view>
 #include <vector>
 
+#include "mix_query.hpp"
+
 namespace {
+
+using mixq::encode_name;
+using mixq::parse_type;
 
 constexpr int kBatch = 64;                 // datagrams per sendmmsg/recvmmsg call
 constexpr size_t kMaxQuery = 512;          // largest query we build (name <= 255 + fixed parts)
@@ -177,65 +182,6 @@ Options parse_options(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------- query mix
-
-struct TypeName {
-    const char* name;
-    uint16_t code;
-};
-
-constexpr std::array<TypeName, 27> kTypes{{
-    {"A", 1},       {"NS", 2},      {"CNAME", 5},   {"SOA", 6},     {"PTR", 12},
-    {"HINFO", 13},  {"MX", 15},     {"TXT", 16},    {"AAAA", 28},   {"SRV", 33},
-    {"NAPTR", 35},  {"DS", 43},     {"SSHFP", 44},  {"RRSIG", 46},  {"NSEC", 47},
-    {"DNSKEY", 48}, {"NSEC3", 50},  {"TLSA", 52},   {"CDS", 59},    {"CDNSKEY", 60},
-    {"SVCB", 64},   {"HTTPS", 65},  {"IXFR", 251},  {"AXFR", 252},  {"ANY", 255},
-    {"CAA", 257},   {"SPF", 99},
-}};
-
-bool parse_type(std::string_view s, uint16_t& out) {
-    for (const auto& t : kTypes) {
-        if (s.size() == std::strlen(t.name) &&
-            std::equal(s.begin(), s.end(), t.name,
-                       [](char a, char b) { return std::toupper(static_cast<unsigned char>(a)) == b; })) {
-            out = t.code;
-            return true;
-        }
-    }
-    // RFC 3597 generic form so the mix can hold types this table does not know.
-    if (s.size() > 4 && (s.substr(0, 4) == "TYPE" || s.substr(0, 4) == "type")) {
-        unsigned long v = 0;
-        for (char c : s.substr(4)) {
-            if (c < '0' || c > '9') return false;
-            v = v * 10 + static_cast<unsigned long>(c - '0');
-            if (v > 65535) return false;
-        }
-        out = static_cast<uint16_t>(v);
-        return true;
-    }
-    return false;
-}
-
-bool encode_name(std::string_view name, std::vector<uint8_t>& out) {
-    if (name == ".") {
-        out.push_back(0);
-        return true;
-    }
-    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-    size_t total = 1;
-    while (!name.empty()) {
-        size_t dot = name.find('.');
-        std::string_view label = name.substr(0, dot);
-        if (label.empty() || label.size() > 63) return false;
-        total += label.size() + 1;
-        if (total > 255) return false;
-        out.push_back(static_cast<uint8_t>(label.size()));
-        out.insert(out.end(), label.begin(), label.end());
-        if (dot == std::string_view::npos) break;
-        name.remove_prefix(dot + 1);
-    }
-    out.push_back(0);
-    return true;
-}
 
 // All queries are built once, without ID, into one contiguous blob; sending copies a
 // template and stamps the ID, so the send path does no formatting.
