@@ -1,11 +1,14 @@
 #include "balancer/answer_cache.hpp"
 
+#include "dns/hash.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 
 #include "balancer/message_edit.hpp"  // get_u16 / put_u16 (inline: no link dependency)
+#include "dns/hash.hpp"
 
 namespace dp::balancer {
 
@@ -191,29 +194,7 @@ uint8_t AnswerCache::key_flags(const dns::Query& q) {
 }
 
 uint32_t AnswerCache::hash(const uint8_t* p, size_t n, uint8_t kflags) const {
-    constexpr uint64_t k = 0x9E3779B97F4A7C15ull;
-    uint64_t h = seed_ ^ ((uint64_t(n) << 8 | kflags) * k);
-    while (n >= 8) {
-        uint64_t w;
-        std::memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        std::memcpy(&w, p, n);
-        h = (h ^ w) * k;
-        h ^= h >> 32;
-    }
-    // 64-bit finalizer (MurmurHash3's fmix64 constants).
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return static_cast<uint32_t>(h);
+    return static_cast<uint32_t>(dns::word_hash(p, n, seed_ ^ (uint64_t(kflags) << 56)));
 }
 
 uint32_t AnswerCache::slot_tag(const Slot& s) const {

@@ -183,16 +183,34 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
 }
 
 namespace {
-// Per octet: its lower-case form, or 0 for an octet no host-name label holds
-// (controls, space, DEL, 8-bit, the dot itself).
-struct TextTable {
-    uint8_t map[256] = {};
-    constexpr TextTable() {
-        for (int c = 0x21; c < 0x7F; ++c) map[c] = static_cast<uint8_t>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        map[static_cast<int>('.')] = 0;
+// Per octet: its lower-case form, plus 0x100 for an octet no host-name label holds (a
+// control, space, DEL, 8-bit or the dot itself) and 0x200 for the underscore.
+struct OctetTable {
+    uint16_t v[256] = {};
+    constexpr OctetTable() {
+        for (int c = 0; c < 256; ++c) {
+            const bool host = c > 0x20 && c < 0x7F && c != '.';
+            v[c] = static_cast<uint16_t>((c >= 'A' && c <= 'Z' ? c + 32 : c) | (host ? 0 : 0x100) | (c == '_' ? 0x200 : 0));
+        }
     }
 };
-constexpr TextTable kText;
+constexpr OctetTable kOctet;
+
+struct LabelCheck {
+    bool bad = false;         // holds an octet no host-name label has
+    bool underscore = false;  // holds an underscore
+};
+// Lower-cases the l octets at p in place. Labels are short (a TLD, "co", "park-12"), so one
+// table lookup per octet beats word-at-a-time tricks and their set-up.
+inline LabelCheck lower_label(uint8_t* p, size_t l) {
+    unsigned flags = 0;
+    for (size_t j = 0; j < l; ++j) {
+        const uint16_t e = kOctet.v[p[j]];
+        p[j] = static_cast<uint8_t>(e);
+        flags |= e;
+    }
+    return {(flags & 0x100) != 0, (flags & 0x200) != 0};
+}
 }  // namespace
 
 int name_text(const Query& q, char* text, uint8_t* text_off) {
@@ -204,14 +222,14 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
     for (int i = 0; i < q.label_count; ++i) {
         const uint8_t l = *p++;
         text_off[i] = static_cast<uint8_t>(t);
-        bool bad = false;
+        unsigned flags = 0;
         for (uint8_t j = 0; j < l; ++j) {
-            const uint8_t c = kText.map[p[j]];
-            bad |= c == 0;
-            text[t + j] = static_cast<char>(c);
+            const uint16_t e = kOctet.v[p[j]];
+            flags |= e;
+            text[t + j] = static_cast<char>(e);
         }
         p += l;
-        if (bad) {
+        if (flags & 0x100) {
             start = i + 1;
             t = 0;
             continue;
@@ -224,80 +242,73 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
 }
 
 int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) const {
-    // One right-to-left pass over just the labels that can matter: each is lower-cased into
-    // `buf` right-aligned (so every suffix is a NUL-terminated string) while the memo hash of
-    // each suffix is folded in. It stops at the first label no host name holds (a control,
-    // 8-bit octet or dot: labels left of it may hold anything, RFC 2181 11), at an underscore
-    // label (Public Suffix List rules are host names, so no suffix holding _dmarc,
-    // _domainkey, ... is public), or kMaxSuffixLabels to the left.
+    // The labels that can matter (kMaxSuffixLabels from the right, and one more for D) are
+    // copied in wire form. A label is looked at only when needed, right to left: lower-cased
+    // in place, its length octet turned into a dot, so the suffix starting at label i is the
+    // NUL-terminated text at buf + off(i) + 1. Only a label of host-name octets without an
+    // underscore can be part of a public suffix (Public Suffix List rules are host names;
+    // labels left of one that is not may hold anything, RFC 2181 11); D's own label must be
+    // host-name text. Labels left of D are never looked at.
     const int n = q.label_count;
+    if (n == 0) return 0;
     const int lowest = std::max(0, n - PublicSuffix::kMaxSuffixLabels);
-    char* const end = buf + kMaxNameWire;
-    *end = '\0';
-    char* pos = end;
-    uint64_t h = PublicSuffix::kHashSeed;
-    uint16_t at[kMaxLabels];
-    uint64_t hash[kMaxLabels];
-    // Writes label i left of `pos`; false if it holds an octet no host name has.
-    auto write_label = [&](int i, bool& underscore) {
-        const uint8_t* l = q.qname + q.label_off[i];
-        char* p = pos - l[0] - (i == n - 1 ? 0 : 1);
-        if (i != n - 1) {
-            p[l[0]] = '.';
-            h = PublicSuffix::hash_step(h, '.');
+    const int copied = std::max(0, lowest - 1);
+    const size_t base = q.label_off[copied];
+    const size_t total = q.qname_len - base;  // up to and including the root label's 0
+    uint8_t* const u = reinterpret_cast<uint8_t*>(buf);
+    std::memcpy(u, q.qname + base, total);
+    std::memset(u + total, 0, kNameTextSlack);  // reads past the last label see zeros
+    const char* const end = buf + total - 1;    // the NUL (the root label's length octet)
+    auto text = [&](int i) { return buf + (q.label_off[i] - base) + 1; };
+    auto text_len = [&](int i) { return static_cast<size_t>(end - text(i)); };
+
+    enum : uint8_t { Unseen, Candidate, HostText, Other };
+    uint8_t seen[PublicSuffix::kMaxSuffixLabels + 1] = {};  // by n - 1 - i
+    auto look = [&](int i) {
+        uint8_t& st = seen[n - 1 - i];
+        if (st == Unseen) {
+            uint8_t* l = u + (q.label_off[i] - base);
+            const LabelCheck c = lower_label(l + 1, l[0]);
+            *l = '.';
+            st = c.bad ? Other : c.underscore ? HostText : Candidate;
         }
-        bool bad = false;
-        underscore = false;
-        for (int j = l[0]; j >= 1; --j) {
-            const uint8_t c = kText.map[l[j]];
-            bad |= c == 0;
-            underscore |= c == '_';
-            p[j - 1] = static_cast<char>(c);
-            h = PublicSuffix::hash_step(h, c);
-        }
-        pos = p;
-        at[i] = static_cast<uint16_t>(p - buf);
-        hash[i] = h;
-        return !bad;
+        return st;
     };
-    int first = n;         // labels [first, n) are public-suffix candidates
-    int written = n;       // labels [written, n) are in buf as host-name text
-    bool stopped_bad = false;
-    for (int i = n - 1; i >= lowest; --i) {
-        bool underscore;
-        if (!write_label(i, underscore)) {
-            stopped_bad = true;
-            break;
+    PublicSuffix::Verdict verdict[PublicSuffix::kMaxSuffixLabels];  // of the suffix of k + 1 labels
+    uint8_t known = 0;                                              // bit k: verdict[k] looked up
+    auto verdict_of = [&](int i) {
+        const int k = n - 1 - i;
+        if (!(known & (1u << k))) {
+            verdict[k] = psl_->verdict(text(i), text_len(i));
+            known = static_cast<uint8_t>(known | (1u << k));
         }
-        written = i;
-        if (underscore) break;
-        first = i;
-    }
-    // The longest public suffix decides; D is it plus one label, which must be host-name text.
-    // A suffix can be public only if the suffix one label shorter has rules below it: walking
-    // from the right, the candidates end where that stops (the rest are not asked about).
-    if (first == n) return 0;
-    int max_labels = 1;
-    while (max_labels < n - first) {
-        const int i = n - max_labels;  // the suffix of max_labels labels starts at label i
-        const PublicSuffix::Below b =
-            psl_->below(buf + at[i], static_cast<size_t>(end - (buf + at[i])), hash[i]);
+        return verdict[k];
+    };
+
+    // The longest public suffix decides; D is it plus one label. A suffix can be public only
+    // if the suffix one label shorter has rules below it: walking from the right, the
+    // candidates end where that stops (the rest are not asked about).
+    if (look(n - 1) != Candidate) return 0;
+    int longest = n - 1;  // first label of the longest suffix that may be public
+    while (longest > lowest) {
+        const PublicSuffix::Below b = verdict_of(longest).below;
         if (b == PublicSuffix::Below::Leaf) break;
-        if (b == PublicSuffix::Below::Open) {
-            max_labels = n - first;
+        if (b == PublicSuffix::Below::Open) {  // no shortcut: every candidate label
+            while (longest > lowest && look(longest - 1) == Candidate) --longest;
             break;
         }
-        ++max_labels;
+        if (look(longest - 1) != Candidate) break;
+        // No rule has that label left of this suffix: the longer one is no public suffix
+        // and nothing below it is (the usual case: it is D).
+        const char* label = text(longest - 1);
+        if (!verdict_of(longest).may_have_child(PublicSuffix::hash(label, text(longest) - 1 - label))) break;
+        --longest;
     }
-    for (int i = std::max(first, n - max_labels); i < n; ++i) {
-        if (!psl_->is_public_suffix(buf + at[i], static_cast<size_t>(end - (buf + at[i])), hash[i])) continue;
+    for (int i = longest; i < n; ++i) {
+        if (!verdict_of(i).is_public) continue;
         const int d = i - 1;
-        if (d < 0) return 0;  // the whole name is a public suffix
-        if (d < written) {
-            bool underscore;
-            if (stopped_bad || !write_label(d, underscore)) return 0;
-        }
-        d_text = buf + at[d];
+        if (d < 0 || look(d) == Other) return 0;  // the whole name is a public suffix, or D is not host-name text
+        d_text = text(d);
         return n - d;
     }
     return 0;
@@ -312,7 +323,7 @@ std::string Policy::registrable_domain(std::string_view name) const {
     Query q;
     Malformed why;
     if (parse_query(msg, kHeaderSize + wire.size() + 4, q, why) != ParseStatus::Ok) return {};
-    char text[kMaxNameWire + 1];
+    char text[kNameTextBuf];
     const char* d_text = nullptr;
     if (registrable_labels(q, text, d_text) == 0) return {};
     return std::string(d_text);
@@ -443,7 +454,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
         write_header(w, q, hf);
         echo_question();
     } else {
-        char text[kMaxNameWire + 1];
+        char text[kNameTextBuf];
         const char* d_text = nullptr;
         d_labels = registrable_labels(q, text, d_text);
         bool refused = d_labels == 0;

@@ -103,7 +103,10 @@ private:
     using StrSet = std::unordered_set<std::string, StrHash, std::equal_to<>>;
 
     // Labels of D counted from the right, or 0 when the name has no registrable domain; then
-    // `d_text` points at D in lower-case presentation form inside `buf` (kMaxNameWire + 1 octets).
+    // `d_text` points at D in lower-case presentation form inside `buf` (kNameTextBuf octets).
+    // Zeros after the name: word-at-a-time reads, and PublicSuffix::verdict's padded keys.
+    static constexpr size_t kNameTextSlack = PublicSuffix::kPadded;
+    static constexpr size_t kNameTextBuf = kMaxNameWire + kNameTextSlack;
     int registrable_labels(const Query& q, char* buf, const char*& d_text) const;
 
     PolicySettings s_;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <random>
 #include <stdexcept>
 
 namespace dp::dns {
@@ -43,6 +44,9 @@ PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32
     }
     if (!ctx_) throw std::runtime_error("cannot load Public Suffix List from '" + source_ + "'");
     if (from_file) load_rule_tree(source_, private_section);
+    hot_ = std::make_unique<HotEntry[]>(kHotEntries);  // zeroed: every entry empty
+    std::random_device rd;
+    hot_seed_ = uint64_t(rd()) << 32 | rd();
     if (memo_entries >= kWays) {
         size_t sets = 1;
         while (sets * 2 * kWays <= memo_entries) sets *= 2;
@@ -53,10 +57,98 @@ PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32
 
 PublicSuffix::~PublicSuffix() { psl_free(ctx_); }
 
+bool PublicSuffix::ace_name(const std::string& name, std::string& out) {
+    auto is_8bit = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
+    if (std::none_of(name.begin(), name.end(), is_8bit)) {
+        out = name;
+        return true;
+    }
+    std::string result, label, ace;
+    for (size_t at = 0; at <= name.size();) {
+        const size_t dot = std::min(name.find('.', at), name.size());
+        label = name.substr(at, dot - at);
+        if (std::any_of(label.begin(), label.end(), is_8bit)) {
+            if (!ace_label(label, ace)) return false;
+            label = ace;
+        }
+        if (at) result.push_back('.');
+        result.append(label);
+        at = dot + 1;
+    }
+    out = result;
+    return true;
+}
+
+bool PublicSuffix::ace_label(const std::string& utf8, std::string& out) {
+    std::vector<uint32_t> cps;
+    for (size_t i = 0; i < utf8.size();) {
+        const auto c = static_cast<unsigned char>(utf8[i]);
+        const int more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (more < 0 || i + size_t(more) >= utf8.size() + (more == 0)) return false;  // cut short
+        uint32_t cp = more == 0 ? c : c & (0x3F >> more);
+        for (int k = 1; k <= more; ++k) {
+            const auto cc = static_cast<unsigned char>(utf8[i + size_t(k)]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (cc & 0x3F);
+        }
+        cps.push_back(cp);
+        i += 1 + size_t(more);
+    }
+    constexpr uint32_t base = 36, tmin = 1, tmax = 26, skew = 38, damp = 700;
+    auto adapt = [&](uint32_t delta, uint32_t points, bool first) {
+        delta = first ? delta / damp : delta / 2;
+        delta += delta / points;
+        uint32_t k = 0;
+        while (delta > ((base - tmin) * tmax) / 2) {
+            delta /= base - tmin;
+            k += base;
+        }
+        return k + (base - tmin + 1) * delta / (delta + skew);
+    };
+    auto digit = [](uint32_t d) { return static_cast<char>(d < 26 ? 'a' + d : '0' + (d - 26)); };
+    std::string enc;
+    for (uint32_t cp : cps)
+        if (cp < 0x80) enc.push_back(static_cast<char>(cp));
+    const uint32_t b = static_cast<uint32_t>(enc.size());
+    if (b > 0) enc.push_back('-');
+    uint32_t n = 0x80, delta = 0, bias = 72, h = b;
+    while (h < cps.size()) {
+        uint32_t m = UINT32_MAX;
+        for (uint32_t cp : cps)
+            if (cp >= n && cp < m) m = cp;
+        if (uint64_t(m - n) * (h + 1) + delta > UINT32_MAX) return false;
+        delta += (m - n) * (h + 1);
+        n = m;
+        for (uint32_t cp : cps) {
+            if (cp < n) ++delta;
+            if (cp != n) continue;
+            uint32_t q = delta;
+            for (uint32_t k = base;; k += base) {
+                const uint32_t t = k <= bias ? tmin : k >= bias + tmax ? tmax : k - bias;
+                if (q < t) break;
+                enc.push_back(digit(t + (q - t) % (base - t)));
+                q = (q - t) / (base - t);
+            }
+            enc.push_back(digit(q));
+            bias = adapt(delta, h + 1, h == b);
+            delta = 0;
+            ++h;
+        }
+        ++delta;
+        ++n;
+    }
+    out = "xn--" + enc;
+    return true;
+}
+
 bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section) {
     std::ifstream in(path);
     if (!in) return false;
-    std::map<std::string, Below> nodes;  // suffixes with rules below them
+    struct Info {
+        Below below = Below::Inner;
+        uint64_t children[4] = {};
+    };
+    std::map<std::string, Info> nodes;  // suffixes with rules below them
     std::string line;
     bool first = true, in_private = false;
     while (std::getline(in, line)) {
@@ -72,21 +164,36 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
         if (rule[0] == '!') rule.erase(0, 1);  // an exception has as many labels as its rule
         for (char& c : rule)
             if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-        // Every proper suffix of the rule has a rule below it. Walking from the right, stop at
-        // the first label in UTF-8: the suffix right of it is Open (queries use ACE there).
+        // Labels in UTF-8 are taken in their ACE form, as queries spell them; one that cannot
+        // be converted leaves the suffix right of it Open.
+        std::string ace;
+        if (ace_name(rule, ace)) rule = ace;
+        else ace_incomplete_ = true;
+        // Every proper suffix of the rule has a rule below it, and the label left of it in the
+        // rule goes into its filter. Walking from the right, stop at a label still in UTF-8:
+        // the suffix right of it is Open.
         size_t end = rule.size();
-        std::string suffix;
+        std::string suffix;  // right of the label at hand; empty for the rule's last label
         while (true) {
             const size_t dot = rule.rfind('.', end - 1);
             const size_t start = dot == std::string::npos ? 0 : dot + 1;
             const std::string label = rule.substr(start, end - start);
-            if (std::any_of(label.begin(), label.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
-                if (!suffix.empty()) nodes[suffix] = Below::Open;
-                break;
+            const bool utf8 =
+                std::any_of(label.begin(), label.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+            if (!suffix.empty()) {
+                Info& node = nodes[suffix];
+                if (utf8) node.below = Below::Open;
+                if (label == "*") {
+                    for (uint64_t& w : node.children) w = ~0ull;  // every label is a child
+                } else {
+                    const uint64_t h = hash(label.data(), label.size());
+                    const unsigned x = h & 255, y = (h >> 8) & 255;
+                    node.children[x >> 6] |= 1ull << (x & 63);
+                    node.children[y >> 6] |= 1ull << (y & 63);
+                }
             }
-            if (dot == std::string::npos) break;  // the whole rule: a leaf unless a longer rule says otherwise
+            if (utf8 || dot == std::string::npos) break;
             suffix = rule.substr(start);
-            nodes.emplace(suffix, Below::Inner);  // an Open mark stays
             end = dot;
         }
     }
@@ -95,25 +202,43 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
     while (size < nodes.size() * 2) size *= 2;
     inner_.assign(size, Node{});
     inner_mask_ = size - 1;
-    for (const auto& [suffix, below] : nodes) {
-        uint64_t h = kHashSeed;
-        for (size_t i = suffix.size(); i-- > 0;) h = hash_step(h, static_cast<uint8_t>(suffix[i]));
+    for (const auto& [suffix, info] : nodes) {
+        const uint64_t h = hash(suffix.data(), suffix.size());
         size_t at = h & inner_mask_;
         while (inner_[at].below != Below::Leaf) at = (at + 1) & inner_mask_;
-        inner_[at] = Node{h, below, suffix};
+        inner_[at] = Node{h, info.below, suffix, {info.children[0], info.children[1], info.children[2], info.children[3]}};
     }
     return true;
 }
 
-PublicSuffix::Below PublicSuffix::below(const char* suffix, size_t len, uint64_t hash) const {
-    if (inner_.empty()) return Below::Open;
+const PublicSuffix::Node* PublicSuffix::find(const char* suffix, size_t len, uint64_t hash) const {
+    if (inner_.empty()) return nullptr;
     for (size_t at = hash & inner_mask_; inner_[at].below != Below::Leaf; at = (at + 1) & inner_mask_) {
         const Node& n = inner_[at];
-        if (n.hash == hash && n.suffix.size() == len && std::memcmp(n.suffix.data(), suffix, len) == 0) return n.below;
+        if (n.hash == hash && n.suffix.size() == len && std::memcmp(n.suffix.data(), suffix, len) == 0) return &n;
     }
-    // No rule below it. A top-level label in ACE may still have rules the list spells in UTF-8.
-    if (len >= 4 && std::memcmp(suffix, "xn--", 4) == 0 && !std::memchr(suffix, '.', len)) return Below::Open;
-    return Below::Leaf;
+    return nullptr;
+}
+
+PublicSuffix::Verdict PublicSuffix::slow_verdict(const char* suffix, size_t len, bool& keep) const {
+    const uint64_t h = hash(suffix, len);
+    Verdict v{};  // Leaf, not public, no children
+    const bool one_label = !std::memchr(suffix, '.', len);
+    const Node* n = find(suffix, len, h);
+    if (inner_.empty()) {
+        v.below = Below::Open;  // no readable rules: every longer suffix has to be asked about
+    } else if (n) {
+        v.below = n->below;
+        std::memcpy(v.children, n->children, sizeof v.children);
+    } else if (ace_incomplete_ && one_label && len >= 4 && std::memcmp(suffix, "xn--", 4) == 0) {
+        v.below = Below::Open;  // a top-level label in ACE: the list may have rules below it we could not convert
+    }
+    if (v.below == Below::Open) std::memset(v.children, 0xFF, sizeof v.children);
+    v.is_public = is_public_suffix(suffix, len, h);
+    // Worth a line of the hot table: suffixes many names share. A registrable domain asked
+    // about under an Open suffix is not one of them; keeping it would evict those that are.
+    keep = n || one_label || v.is_public;
+    return v;
 }
 
 bool PublicSuffix::is_public_suffix(const char* name, size_t len, uint64_t h) const {

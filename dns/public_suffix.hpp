@@ -3,9 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
+
+#include "dns/hash.hpp"
 
 struct psl_ctx_st;
 
@@ -26,11 +29,18 @@ public:
     // A libpsl lookup costs 100-300 ns and a query needs several, so answers are memoized in a
     // bounded 4-way set-associative table (names over 54 octets always ask libpsl). The memo
     // belongs to this instance: a reload starts afresh.
-    // `hash` is hash_step folded over the name's octets from the last to the first, starting
-    // from kHashSeed, so callers walking a name right to left hash every suffix in one pass.
+    // `hash` is hash(name, len).
     bool is_public_suffix(const char* name, size_t len, uint64_t hash) const;
-    static constexpr uint64_t kHashSeed = 14695981039346656037ull;  // FNV-1a
-    static uint64_t hash_step(uint64_t h, uint8_t c) { return (h ^ c) * 1099511628211ull; }
+    // The key of a name suffix in the memo and the rule table. A query asks about only the one
+    // to three suffixes that can be public, so hashing each afresh costs less than folding a
+    // hash over every octet.
+    static uint64_t hash(const char* s, size_t n) { return word_hash(s, n, 0x243F6A8885A308D3ull); }
+    // The ACE form ("xn--" + Punycode, RFC 3492 6.3) of a label in UTF-8, as queries spell
+    // it; false for malformed UTF-8. The list spells some rules in UTF-8 (under jp, no, it,
+    // ...); libpsl answers for their ACE forms, and so must the rule table.
+    static bool ace_label(const std::string& utf8, std::string& out);
+    // `name` with each label in UTF-8 in its ACE form; false if one is malformed.
+    static bool ace_name(const std::string& name, std::string& out);
     // Where the list came from, for the start-up log line.
     const std::string& source() const { return source_; }
 
@@ -38,17 +48,84 @@ public:
     // labels is taken not to be a public suffix without asking libpsl.
     static constexpr int kMaxSuffixLabels = 8;
 
-    // Whether a public suffix can be longer than `suffix` (lower-case text, `hash` as for
-    // is_public_suffix), judged from the list's rules: Leaf when no rule has more labels below
-    // it (so no longer name suffix needs asking about), Inner when some rule does, Open when
-    // that cannot be told from here (the list came from a DAFSA or libpsl's built-in copy, or
-    // rules below it are spelled in UTF-8 while queries spell them in ACE). The name suffixes
-    // unique to one query (the registrable domain and longer) are then never looked up, so the
-    // memo holds only suffixes that matter and stays in the CPU's cache.
+
+    // Whether a public suffix can be longer than a given one, judged from the list's rules:
+    // Leaf when no rule has more labels below it (so no longer name suffix needs asking
+    // about), Inner when some rule does, Open when that cannot be told from here (the list
+    // came from a DAFSA or libpsl's built-in copy, or rules below it are spelled in UTF-8
+    // while queries spell them in ACE). The name suffixes unique to one query (the
+    // registrable domain and longer) are then never looked up.
     enum class Below : uint8_t { Leaf, Inner, Open };
-    Below below(const char* suffix, size_t len, uint64_t hash) const;
+
+    // What a query needs to know about one name suffix: below() and is_public_suffix(), and
+    // which labels can stand left of it in a rule (a 256-bit filter of their hashes; all
+    // bits when a wildcard rule covers every label). A query asks about a handful of
+    // suffixes shared by many names (com, uk, co.uk, ...) and, between two batches of
+    // queries, the kernel's work evicts the CPU caches, so these answers sit in a small
+    // table of their own, one 64-octet line per suffix. The filter spares asking about the
+    // registrable domain itself: under `fr`, `park-1.fr` is no rule (its label is not in
+    // the filter of `fr`), so it is not public and nothing below it is, without a lookup.
+    // `suffix` must be readable for kPadded octets, zero after its `len` (registrable_labels'
+    // buffer is); longer suffixes are answered without the table.
+    struct Verdict {  // no default member values: a query keeps an array of these uninitialized
+        Below below;
+        bool is_public;
+        uint64_t children[4];  // filter of the labels rules have left of this suffix
+        // False when no rule has `label` (hash(label)) left of this suffix: then that longer
+        // suffix is not public and has nothing below it. True may be a false positive.
+        bool may_have_child(uint64_t label_hash) const {
+            const unsigned a = label_hash & 255, b = (label_hash >> 8) & 255;
+            return (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1);
+        }
+    };
+    static constexpr size_t kPadded = 24;
+    Verdict verdict(const char* suffix, size_t len) const {
+        if (len == 0 || len > kPadded) {
+            bool keep;
+            return slow_verdict(suffix, len, keep);
+        }
+        uint64_t k[3];
+        std::memcpy(k, suffix, sizeof k);
+        uint64_t h = (k[0] ^ hot_seed_) * 0x9E3779B97F4A7C15ull;
+        h ^= (k[1] + len) * 0xC2B2AE3D27D4EB4Full;
+        h ^= k[2] * 0x165667B19E3779F9ull;
+        h ^= h >> 32;
+        HotEntry& e = hot_[h & hot_mask_];
+        Verdict v;  // every field set below
+        if (e.len == len && e.key[0] == k[0] && e.key[1] == k[1] && e.key[2] == k[2]) {
+            v.below = static_cast<Below>(e.below);
+            v.is_public = e.is_public;
+            std::memcpy(v.children, e.children, sizeof v.children);
+            return v;
+        }
+        bool keep;
+        v = slow_verdict(suffix, len, keep);
+        if (keep) {  // direct-mapped: the newest suffix takes the line
+            std::memcpy(e.key, k, sizeof k);
+            e.len = static_cast<uint8_t>(len);
+            e.below = static_cast<uint8_t>(v.below);
+            e.is_public = v.is_public;
+            std::memcpy(e.children, v.children, sizeof e.children);
+        }
+        return v;
+    }
 
 private:
+    // The answers without the hot table; `keep`: worth a line in it.
+    Verdict slow_verdict(const char* suffix, size_t len, bool& keep) const;
+    struct alignas(64) HotEntry {
+        uint64_t children[4];
+        uint64_t key[3];  // the suffix, zero-padded
+        uint8_t len;      // 0: empty
+        uint8_t below;
+        bool is_public;
+    };
+    static_assert(sizeof(HotEntry) == 64);
+    static constexpr size_t kHotEntries = 2048;  // 128 KiB
+    std::unique_ptr<HotEntry[]> hot_;
+    size_t hot_mask_ = kHotEntries - 1;
+    uint64_t hot_seed_ = 0;  // random: collisions cannot be planned from outside
+
     static constexpr size_t kKey = 54;
     static constexpr size_t kWays = 4;
     struct alignas(64) Entry {
@@ -72,7 +149,10 @@ private:
         uint64_t hash = 0;
         Below below = Below::Leaf;  // Leaf: empty slot
         std::string suffix;
+        uint64_t children[4] = {};  // as Verdict::children
     };
+    const Node* find(const char* suffix, size_t len, uint64_t hash) const;
+    bool ace_incomplete_ = false;  // a rule's UTF-8 label could not be converted to ACE
     std::vector<Node> inner_;  // open addressing by hash: the suffixes with rules below them
     size_t inner_mask_ = 0;
 };

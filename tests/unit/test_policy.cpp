@@ -4,6 +4,7 @@
 #include <libpsl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -518,13 +519,19 @@ TEST_CASE("the public-suffix rule table agrees with libpsl for every rule of the
         psl_ctx_st* ctx = psl_load_file(file.c_str());
         REQUIRE(ctx);
         const int type = priv ? PSL_TYPE_ANY : PSL_TYPE_ICANN;
-        size_t rules = 0, checked = 0;
+        size_t rules = 0, checked = 0, idn_rules = 0;
         std::string line;
         while (std::getline(in, line)) {
             if (line.empty() || line.rfind("//", 0) == 0) continue;
             std::string rule = line.substr(0, line.find_first_of(" \t\r"));
-            if (std::any_of(rule.begin(), rule.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
-                continue;  // IDN rules: queries spell them in ACE form
+            if (std::any_of(rule.begin(), rule.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+                // IDN rules: queries spell them in ACE form, and libpsl knows them that way too
+                // (so a wrong conversion would show as a disagreement below).
+                std::string in_ace;
+                REQUIRE(PublicSuffix::ace_name(rule, in_ace));
+                rule = in_ace;
+                ++idn_rules;
+            }
             ++rules;
             if (rule[0] == '!') rule.erase(0, 1);
             if (rule.rfind("*.", 0) == 0) rule.replace(0, 1, "wild");
@@ -557,6 +564,134 @@ TEST_CASE("the public-suffix rule table agrees with libpsl for every rule of the
         }
         psl_free(ctx);
         CHECK(rules > 5000);
+        CHECK(idn_rules > 200);
         MESSAGE(checked << " names checked against libpsl (" << (priv ? std::string("all sections") : std::string("ICANN")) << ")");
     }
+}
+
+TEST_CASE("registrable domain of names with any octet and any case: per-octet reference agrees") {
+    // The policy lower-cases and checks labels eight octets at a time; this compares it with
+    // the plain definition, one octet at a time, over random wire names full of the octets
+    // next to every boundary those word tricks test (A-1, Z+1, '!' - 1, DEL, 8-bit, '.', '_').
+    // D shows as the owner of the SOA in a DS (NODATA) answer: a pointer to D's first label.
+    Policy p(base_settings());
+    Ask ask{p};
+    psl_ctx_st* ctx = psl_load_file(p.psl().source().c_str());
+    if (!ctx) ctx = psl_latest(nullptr);
+    REQUIRE(ctx);
+    auto host_octet = [](unsigned char c) { return c > 0x20 && c < 0x7F && c != '.'; };
+    // The definition: from the right, labels of host-name octets only (an underscore label is
+    // the last one looked at), at most kMaxSuffixLabels of them; the longest public suffix
+    // plus one host-name label. Returns D's first label, or -1.
+    auto reference = [&](const std::vector<std::string>& labels) {
+        const int n = static_cast<int>(labels.size());
+        auto host = [&](int i) { return std::all_of(labels[i].begin(), labels[i].end(), [&](char c) { return host_octet(static_cast<unsigned char>(c)); }); };
+        auto join = [&](int from) {
+            std::string s;
+            for (int i = from; i < n; ++i) {
+                if (i > from) s += '.';
+                for (char c : labels[i]) s += static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            return s;
+        };
+        int first = n;
+        for (int i = n - 1; i >= std::max(0, n - PublicSuffix::kMaxSuffixLabels); --i) {
+            if (!host(i)) break;
+            if (labels[i].find('_') != std::string::npos) break;
+            first = i;
+        }
+        for (int i = first; i < n; ++i) {
+            if (!psl_is_public_suffix2(ctx, join(i).c_str(), PSL_TYPE_ICANN)) continue;
+            return i == 0 || !host(i - 1) ? -1 : i - 1;
+        }
+        return -1;
+    };
+    const std::vector<std::vector<std::string>> tails = {
+        {"com"}, {"CoM"}, {"co", "UK"}, {"UK"}, {"kawasaki", "JP"}, {"City", "Kawasaki", "jp"}, {"xn--P1AI"},
+        {"Blogspot", "com"}, {"notatld"}, {"SCH", "uk"}, {"DE"}, {"github", "IO"}, {"c_m"}, {"co.", "uk"}, {"CO", "ZA"}, {"Ac", "zA"}};
+    static const char kOdd[] = "@[`{AZaz09-_.!~ \x7f\x80\xff\x01";
+    const std::string odd = std::string(kOdd, sizeof kOdd);  // with the NUL: a zero octet
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    auto rnd = [&] {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        return seed;
+    };
+    size_t checked = 0, found = 0;
+    for (int round = 0; round < 20000; ++round) {
+        std::vector<std::string> labels;
+        const int extra = static_cast<int>(rnd() % 6);
+        for (int i = 0; i < extra; ++i) {
+            std::string l;
+            const int len = 1 + static_cast<int>(rnd() % (rnd() % 4 == 0 ? 63 : 12));
+            for (int j = 0; j < len; ++j) {
+                const uint64_t r = rnd();
+                l += r % 8 == 0 ? odd[(r >> 8) % odd.size()] : static_cast<char>(((r >> 8) % 2 ? 'a' : 'A') + (r >> 16) % 26);
+            }
+            labels.push_back(l);
+        }
+        for (const auto& l : tails[rnd() % tails.size()]) labels.push_back(l);
+        size_t wire_len = 1;
+        for (const auto& l : labels) wire_len += 1 + l.size();
+        if (wire_len > kMaxNameWire) continue;
+        // The query for a placeholder name of the same shape, then the labels' octets put in.
+        std::string shape;
+        for (const auto& l : labels) {
+            if (!shape.empty()) shape.push_back('.');
+            shape.append(l.size(), 'x');
+        }
+        auto q = make_query(shape, type::DS);
+        std::vector<size_t> at;  // offset of each label's length octet in the message
+        size_t o = kHeaderSize;
+        for (const auto& l : labels) {
+            at.push_back(o);
+            std::memcpy(q.data() + o + 1, l.data(), l.size());
+            o += 1 + l.size();
+        }
+        const int d = reference(labels);
+        Msg m = ask(q);
+        std::string shown;
+        for (const auto& l : labels) {
+            shown.push_back('[');
+            shown.append(l);
+            shown.push_back(']');
+        }
+        INFO(shown);
+        if (d < 0) {
+            CHECK(m.rcode == rcode::REFUSED);
+        } else {
+            CHECK(m.rcode == rcode::NOERROR);
+            const size_t soa = kHeaderSize + wire_len + 4;  // first record after the question
+            REQUIRE(m.raw.size() > soa + 1);
+            CHECK(((m.raw[soa] & 0x3F) << 8 | m.raw[soa + 1]) == static_cast<int>(at[d]));
+            ++found;
+        }
+        ++checked;
+    }
+    psl_free(ctx);
+    CHECK(checked > 15000);
+    CHECK(found > 3000);
+    MESSAGE(checked << " names, " << found << " with a registrable domain");
+}
+
+TEST_CASE("ACE form of UTF-8 labels (RFC 3492)") {
+    // Expected values from an independent encoder (Python's punycode codec) and RFC 3492 7.1.
+    const std::pair<const char*, const char*> cases[] = {
+        {"b\xC3\xBC" "cher", "xn--bcher-kva"},
+        {"m\xC3\xBC" "nchen", "xn--mnchen-3ya"},
+        {"\xE5\x8C\x97\xE6\xB5\xB7\xE9\x81\x93", "xn--djrs72d6uy"},  // 北海道
+        {"3\xE5\xB9\xB4" "B\xE7\xB5\x84\xE9\x87\x91\xE5\x85\xAB\xE5\x85\x88\xE7\x94\x9F", "xn--3B-ww4c5e180e575a65lsy2b"},
+        {"\xCE\xB5\xCE\xBB", "xn--qxam"},  // ελ
+        {"\xC3\xA5" "lesund", "xn--lesund-hua"},
+        {"\xE5\xB2\xA9\xE6\x89\x8B", "xn--djty4k"},  // 岩手
+    };
+    for (const auto& [in, want] : cases) {
+        std::string out;
+        INFO(want);
+        REQUIRE(PublicSuffix::ace_label(in, out));
+        CHECK(out == want);
+    }
+    std::string out;
+    CHECK_FALSE(PublicSuffix::ace_label("\xC3", out));      // cut short
+    CHECK_FALSE(PublicSuffix::ace_label("a\x80" "b", out));  // continuation octet first
+    CHECK_FALSE(PublicSuffix::ace_label("\xE5\x8C" "x", out));
 }
