@@ -413,7 +413,9 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     Responder r{*this, q, w};
 
     auto echo_question = [&] {
-        if (q.question_ok) w.bytes(msg + kHeaderSize, q.question_end - kHeaderSize);
+        if (!q.question_ok) return;
+        if (out == msg) w.keep(q.question_end - kHeaderSize);  // answering in place: it is there
+        else w.bytes(msg + kHeaderSize, q.question_end - kHeaderSize);
     };
 
     if (st == ParseStatus::FormErr || st == ParseStatus::NotImp) {

@@ -79,7 +79,9 @@ public:
     explicit Policy(const PolicySettings& s);
 
     // Answers the query in `msg` into `out` (capacity `out_cap`, at least 512).
-    // Returns the answer length, or 0 when the message must be dropped.
+    // Returns the answer length, or 0 when the message must be dropped. `out` may be `msg`
+    // itself: the answer is then built in place over the query (header and question stay
+    // where they are; nothing after the question is read once writing starts).
     size_t respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_cap, const Transport& t,
                    Outcome& o) const;
 

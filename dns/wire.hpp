@@ -130,6 +130,10 @@ public:
         std::memcpy(buf_ + len_, p, n);
         len_ += n;
     }
+    // Counts n octets already in the buffer at the current position as written.
+    void keep(size_t n) {
+        if (room(n)) len_ += n;
+    }
     void put_u16_at(size_t off, uint16_t v) {
         buf_[off] = static_cast<uint8_t>(v >> 8);
         buf_[off + 1] = static_cast<uint8_t>(v);

@@ -20,7 +20,6 @@ UdpServer::UdpServer(uv_loop_t* loop, WorkerContext& ctx) : loop_(loop), ctx_(ct
     // Fields that never change are set once; drain() touches only what each batch changes.
     for (int i = 0; i < kBatch; ++i) {
         in_iov_[i] = {in_buf_[i], kInSize};
-        out_iov_[i] = {out_buf_[i], 0};
         in_[i].msg_hdr = msghdr{};
         in_[i].msg_hdr.msg_name = &peers_[i];
         in_[i].msg_hdr.msg_iov = &in_iov_[i];
@@ -54,10 +53,12 @@ void UdpServer::drain() {
             const size_t len = in_[i].msg_len;
             in_bytes += len;
             dns::Outcome o;
-            const size_t r = policy.respond(in_buf_[i], len, out_buf_[n_out], sizeof out_buf_[0], transport, o);
+            // In place: the answer overwrites the query in its receive buffer, so a batch
+            // touches one set of buffers (the kernel has just written them) rather than two.
+            const size_t r = policy.respond(in_buf_[i], len, in_buf_[i], kInSize, transport, o);
             m.count(0, o);
             if (r == 0) continue;
-            out_iov_[n_out].iov_len = r;
+            out_iov_[n_out] = {in_buf_[i], r};
             msghdr& mh = out_[n_out].msg_hdr;
             mh.msg_name = &peers_[i];
             mh.msg_namelen = in_[i].msg_hdr.msg_namelen;

@@ -53,6 +53,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             check(out[2] & 0x80, "QR not set");
             check(!(out[3] & 0x80), "RA set");
         }
+        // The worker answers UDP in place, over the query in its receive buffer: the same
+        // answer, octet for octet.
+        if (!tcp && size <= 4096) {
+            static uint8_t in_place[4096];
+            std::memcpy(in_place, data, size);
+            dp::dns::Outcome o2;
+            const size_t n2 = policy().respond(in_place, size, in_place, sizeof in_place, dp::dns::Transport{false, 300}, o2);
+            check(n2 == n && std::memcmp(in_place, out.data(), n) == 0, "answer built in place differs");
+        }
     }
     bool bad = false;
     size_t messages = 0;
