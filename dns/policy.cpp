@@ -274,38 +274,37 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) c
         }
         return st;
     };
-    PublicSuffix::Verdict verdict[PublicSuffix::kMaxSuffixLabels];  // of the suffix of k + 1 labels
-    uint8_t known = 0;                                              // bit k: verdict[k] looked up
-    auto verdict_of = [&](int i) {
-        const int k = n - 1 - i;
-        if (!(known & (1u << k))) {
-            verdict[k] = psl_->verdict(text(i), text_len(i));
-            known = static_cast<uint8_t>(known | (1u << k));
-        }
-        return verdict[k];
-    };
+    // Whether the suffix starting at label i is public, once asked (by n - 1 - i).
+    bool is_public[PublicSuffix::kMaxSuffixLabels];
 
     // The longest public suffix decides; D is it plus one label. A suffix can be public only
-    // if the suffix one label shorter has rules below it: walking from the right, the
-    // candidates end where that stops (the rest are not asked about).
+    // if the suffix one label shorter has rules below it and one of them has this label:
+    // walking from the right, the candidates end where that stops (the rest, usually D
+    // itself, are not asked about).
     if (look(n - 1) != Candidate) return 0;
     int longest = n - 1;  // first label of the longest suffix that may be public
-    while (longest > lowest) {
-        const PublicSuffix::Below b = verdict_of(longest).below;
-        if (b == PublicSuffix::Below::Leaf) break;
-        if (b == PublicSuffix::Below::Open) {  // no shortcut: every candidate label
+    int asked = n;        // suffixes starting at labels [asked, n) were asked about
+    while (true) {
+        const bool next = longest > lowest && look(longest - 1) == Candidate;
+        uint64_t next_hash = 0;
+        if (next) {
+            const char* label = text(longest - 1);
+            next_hash = PublicSuffix::hash(label, static_cast<size_t>(text(longest) - 1 - label));
+        }
+        const PublicSuffix::Verdict v = psl_->verdict(text(longest), text_len(longest), next_hash);
+        is_public[n - 1 - longest] = v.is_public;
+        asked = longest;
+        if (!next || v.below == PublicSuffix::Below::Leaf) break;
+        if (v.below == PublicSuffix::Below::Open) {  // no shortcut: every candidate label
             while (longest > lowest && look(longest - 1) == Candidate) --longest;
             break;
         }
-        if (look(longest - 1) != Candidate) break;
-        // No rule has that label left of this suffix: the longer one is no public suffix
-        // and nothing below it is (the usual case: it is D).
-        const char* label = text(longest - 1);
-        if (!verdict_of(longest).may_have_child(PublicSuffix::hash(label, text(longest) - 1 - label))) break;
+        if (!v.child) break;
         --longest;
     }
     for (int i = longest; i < n; ++i) {
-        if (!verdict_of(i).is_public) continue;
+        const bool pub = i >= asked ? is_public[n - 1 - i] : psl_->verdict(text(i), text_len(i), 0).is_public;
+        if (!pub) continue;
         const int d = i - 1;
         if (d < 0 || look(d) == Other) return 0;  // the whole name is a public suffix, or D is not host-name text
         d_text = text(d);

@@ -220,9 +220,9 @@ const PublicSuffix::Node* PublicSuffix::find(const char* suffix, size_t len, uin
     return nullptr;
 }
 
-PublicSuffix::Verdict PublicSuffix::slow_verdict(const char* suffix, size_t len, bool& keep) const {
+PublicSuffix::Info PublicSuffix::slow_info(const char* suffix, size_t len, bool& keep) const {
     const uint64_t h = hash(suffix, len);
-    Verdict v{};  // Leaf, not public, no children
+    Info v{};  // no children, Leaf, not public
     const bool one_label = !std::memchr(suffix, '.', len);
     const Node* n = find(suffix, len, h);
     if (inner_.empty()) {

@@ -57,32 +57,30 @@ public:
     // registrable domain and longer) are then never looked up.
     enum class Below : uint8_t { Leaf, Inner, Open };
 
-    // What a query needs to know about one name suffix: below() and is_public_suffix(), and
-    // which labels can stand left of it in a rule (a 256-bit filter of their hashes; all
-    // bits when a wildcard rule covers every label). A query asks about a handful of
-    // suffixes shared by many names (com, uk, co.uk, ...) and, between two batches of
-    // queries, the kernel's work evicts the CPU caches, so these answers sit in a small
-    // table of their own, one 64-octet line per suffix. The filter spares asking about the
-    // registrable domain itself: under `fr`, `park-1.fr` is no rule (its label is not in
-    // the filter of `fr`), so it is not public and nothing below it is, without a lookup.
-    // `suffix` must be readable for kPadded octets, zero after its `len` (registrable_labels'
-    // buffer is); longer suffixes are answered without the table.
-    struct Verdict {  // no default member values: a query keeps an array of these uninitialized
+    // What a query needs to know about one name suffix: below(), is_public_suffix(), and
+    // whether one given label can stand left of it in a rule (`child`). A query asks about
+    // a handful of suffixes shared by many names (com, uk, co.uk, ...) and, between two
+    // batches of queries, the kernel's work evicts the CPU caches, so these answers sit in a
+    // small table of their own, one 64-octet line per suffix, with a 256-bit filter of the
+    // labels rules have left of it (all bits when a wildcard rule covers every label). The
+    // filter spares asking about the registrable domain itself: under `fr`, `park-1.fr` is
+    // no rule (its label is not in the filter of `fr`), so it is not public and nothing
+    // below it is.
+    struct Verdict {
         Below below;
         bool is_public;
-        uint64_t children[4];  // filter of the labels rules have left of this suffix
-        // False when no rule has `label` (hash(label)) left of this suffix: then that longer
-        // suffix is not public and has nothing below it. True may be a false positive.
-        bool may_have_child(uint64_t label_hash) const {
-            const unsigned a = label_hash & 255, b = (label_hash >> 8) & 255;
-            return (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1);
-        }
+        // False when no rule has the label of `child_hash` (hash() of its lower-case text)
+        // left of this suffix: that longer suffix is then not public and has nothing below
+        // it. True may be a false positive.
+        bool child;
     };
+    // `suffix` must be readable for kPadded octets, zero after its `len` (registrable_labels'
+    // buffer is); longer suffixes are answered without the table.
     static constexpr size_t kPadded = 24;
-    Verdict verdict(const char* suffix, size_t len) const {
+    Verdict verdict(const char* suffix, size_t len, uint64_t child_hash) const {
         if (len == 0 || len > kPadded) {
             bool keep;
-            return slow_verdict(suffix, len, keep);
+            return slow_info(suffix, len, keep).verdict(child_hash);
         }
         uint64_t k[3];
         std::memcpy(k, suffix, sizeof k);
@@ -91,34 +89,33 @@ public:
         h ^= k[2] * 0x165667B19E3779F9ull;
         h ^= h >> 32;
         HotEntry& e = hot_[h & hot_mask_];
-        Verdict v;  // every field set below
-        if (e.len == len && e.key[0] == k[0] && e.key[1] == k[1] && e.key[2] == k[2]) {
-            v.below = static_cast<Below>(e.below);
-            v.is_public = e.is_public;
-            std::memcpy(v.children, e.children, sizeof v.children);
-            return v;
-        }
-        bool keep;
-        v = slow_verdict(suffix, len, keep);
-        if (keep) {  // direct-mapped: the newest suffix takes the line
+        if (e.info.key_len != len || e.key[0] != k[0] || e.key[1] != k[1] || e.key[2] != k[2]) {
+            bool keep;
+            const Info info = slow_info(suffix, len, keep);
+            if (!keep) return info.verdict(child_hash);
+            e.info = info;  // direct-mapped: the newest suffix takes the line
+            e.info.key_len = static_cast<uint8_t>(len);
             std::memcpy(e.key, k, sizeof k);
-            e.len = static_cast<uint8_t>(len);
-            e.below = static_cast<uint8_t>(v.below);
-            e.is_public = v.is_public;
-            std::memcpy(e.children, v.children, sizeof e.children);
         }
-        return v;
+        return e.info.verdict(child_hash);
     }
 
 private:
-    // The answers without the hot table; `keep`: worth a line in it.
-    Verdict slow_verdict(const char* suffix, size_t len, bool& keep) const;
-    struct alignas(64) HotEntry {
-        uint64_t children[4];
-        uint64_t key[3];  // the suffix, zero-padded
-        uint8_t len;      // 0: empty
-        uint8_t below;
+    struct Info {
+        uint64_t children[4];  // filter of the labels rules have left of this suffix
+        Below below;
         bool is_public;
+        uint8_t key_len;  // in the hot table: the suffix's length (0: empty entry)
+        Verdict verdict(uint64_t child_hash) const {
+            const unsigned a = child_hash & 255, b = (child_hash >> 8) & 255;
+            return {below, is_public, (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1)};
+        }
+    };
+    // The answers without the hot table; `keep`: worth a line in it.
+    Info slow_info(const char* suffix, size_t len, bool& keep) const;
+    struct alignas(64) HotEntry {
+        Info info;
+        uint64_t key[3];  // the suffix, zero-padded
     };
     static_assert(sizeof(HotEntry) == 64);
     static constexpr size_t kHotEntries = 2048;  // 128 KiB
