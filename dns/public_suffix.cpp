@@ -1,6 +1,7 @@
 #include "dns/public_suffix.hpp"
 
 #include <libpsl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -44,18 +45,31 @@ PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32
     }
     if (!ctx_) throw std::runtime_error("cannot load Public Suffix List from '" + source_ + "'");
     if (from_file) load_rule_tree(source_, private_section);
-    hot_ = std::make_unique<HotEntry[]>(kHotEntries);  // zeroed: every entry empty
+    hot_ = Pages<HotEntry>(kHotEntries);  // zeroed: every entry empty
     std::random_device rd;
     hot_seed_ = uint64_t(rd()) << 32 | rd();
     if (memo_entries >= kWays) {
         size_t sets = 1;
         while (sets * 2 * kWays <= memo_entries) sets *= 2;
-        memo_ = std::make_unique<Entry[]>(sets * kWays);  // zeroed: every entry empty
+        memo_ = Pages<Entry>(sets * kWays);  // zeroed: every entry empty
         set_mask_ = sets - 1;
     }
 }
 
 PublicSuffix::~PublicSuffix() { psl_free(ctx_); }
+
+template <class T>
+PublicSuffix::Pages<T>::Pages(size_t n) : bytes(n * sizeof(T)) {
+    if (n == 0) return;
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::bad_alloc();
+    p = static_cast<T*>(m);  // page-aligned; zero pages until written
+}
+
+template <class T>
+PublicSuffix::Pages<T>::~Pages() {
+    if (p) munmap(p, bytes);
+}
 
 bool PublicSuffix::ace_name(const std::string& name, std::string& out) {
     auto is_8bit = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };

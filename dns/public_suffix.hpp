@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dns/hash.hpp"
@@ -101,6 +102,24 @@ public:
     }
 
 private:
+    // Zero-filled pages straight from the kernel, so the tables cost memory only where they
+    // are written (the memo is rarely used now that the rule table answers most queries).
+    template <class T>
+    struct Pages {
+        T* p = nullptr;
+        size_t bytes = 0;
+        explicit Pages(size_t n = 0);
+        ~Pages();
+        Pages(const Pages&) = delete;
+        Pages& operator=(const Pages&) = delete;
+        Pages& operator=(Pages&& o) noexcept {
+            std::swap(p, o.p);
+            std::swap(bytes, o.bytes);
+            return *this;
+        }
+        T& operator[](size_t i) const { return p[i]; }
+        explicit operator bool() const { return p != nullptr; }
+    };
     struct Info {
         uint64_t children[4];  // filter of the labels rules have left of this suffix
         Below below;
@@ -119,7 +138,7 @@ private:
     };
     static_assert(sizeof(HotEntry) == 64);
     static constexpr size_t kHotEntries = 2048;  // 128 KiB
-    std::unique_ptr<HotEntry[]> hot_;
+    Pages<HotEntry> hot_;
     size_t hot_mask_ = kHotEntries - 1;
     uint64_t hot_seed_ = 0;  // random: collisions cannot be planned from outside
 
@@ -135,7 +154,7 @@ private:
     psl_ctx_st* ctx_ = nullptr;
     int type_;
     std::string source_;
-    std::unique_ptr<Entry[]> memo_;
+    Pages<Entry> memo_;
     size_t set_mask_ = 0;  // sets - 1; sets is a power of two
     mutable uint32_t next_way_ = 0;
 
