@@ -22,8 +22,9 @@ std::string strip_dot(std::string_view s) {
     return std::string(s);
 }
 
-bool label_is(const uint8_t* label, const char* text) {
-    const size_t n = std::strlen(text);
+template <size_t N>
+bool label_is(const uint8_t* label, const char (&text)[N]) {
+    constexpr size_t n = N - 1;  // a literal: its length is known at compile time
     if (label[0] != n) return false;
     for (size_t i = 0; i < n; ++i)
         if (lower(label[1 + i]) != static_cast<uint8_t>(text[i])) return false;

@@ -166,7 +166,7 @@ private:
     size_t len_ = 0;
     bool overflow_ = false;
     int remembered_ = 0;
-    uint16_t remembered_off_[kMaxRemembered] = {};
+    uint16_t remembered_off_[kMaxRemembered];  // only [0, remembered_) is read; left unset (a zeroing costs a rep stos per answer)
 };
 
 // Header helpers for building answers.
