@@ -41,8 +41,8 @@ SERVERS=${SERVERS:-echo worker knot}
 PORT_BASE=${PORT_BASE:-15300}
 WORKER_ARGS=${WORKER_ARGS:-}
 RETRIES=${RETRIES:-2}
-PAIRS=${PAIRS:-8}             # pairs mode: back-to-back echo/worker UDP pairs
-PAIR_SECONDS=${PAIR_SECONDS:-3}
+PAIRS=${PAIRS:-30}            # pairs mode: back-to-back echo/worker UDP pairs
+PAIR_SECONDS=${PAIR_SECONDS:-1}
 STOP_TENTHS=50   # stop_server: 5 s after SIGTERM, then SIGKILL
 
 declare -A PORT=([worker]=$PORT_BASE [echo]=$((PORT_BASE + 1)) [knot]=$((PORT_BASE + 2)))
@@ -190,7 +190,8 @@ throughput() {
 # The UDP ratio worker/echo from PAIRS back-to-back pairs of PAIR_SECONDS runs, both servers up
 # the whole time on SERVER_CPU (the one not under load idles), the order alternating (ABBA) so
 # that drift on this shared machine cancels; the median pair is the figure. Closer in time than
-# the throughput phase's separate 5 s runs, whose ratio moves by +-8% here from run to run.
+# the throughput phase's separate 5 s runs, whose ratio moves by +-8% here from run to run; the
+# neighbours' load changes within seconds, so many 1 s pairs cancel it better than a few long ones.
 pairs() {
     mkdir -p "$OUT/pairs"
     local pids=() i a b
