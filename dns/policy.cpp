@@ -164,6 +164,7 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     dkim_rdata_ = txt_rdata("v=DKIM1; p=");
     if (!s_.identity.empty()) identity_rdata_ = txt_rdata(s_.identity);
     // CAA (RFC 8659 4.1): flags, tag length, tag, value.
+    null_mx_rdata_ = std::string("\0\0\0", 3);  // preference 0, root exchange (RFC 7505)
     caa_issue_rdata_ = std::string("\0\x05issue;", 8);
     if (!s_.caa_iodef.empty()) caa_iodef_rdata_ = std::string("\0\x05iodef", 7) + s_.caa_iodef;
 
@@ -466,7 +467,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
             for (const auto& n : ns_)
                 if (name_equal_ci(reinterpret_cast<const uint8_t*>(n.wire.data()), q.qname)) host = &n;
         }
-        if (!refused && !host) {
+        if (!refused && !host && (!allow_.empty() || !deny_.empty())) {
             const std::string_view d(d_text);
             if (!allow_.empty() && allow_.find(d) == allow_.end()) refused = true;
             if (!deny_.empty() && deny_.find(d) != deny_.end()) refused = true;
@@ -530,7 +531,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
                     break;
                 case type::MX:
                     if (x) {
-                        r.raw(kHeaderSize, type::MX, klass::IN, ttl, std::string("\0\0\0", 3));  // RFC 7505
+                        r.raw(kHeaderSize, type::MX, klass::IN, ttl, null_mx_rdata_);
                         r.an = 1;
                     }
                     break;

@@ -119,7 +119,7 @@ private:
     int soa_rname_suffix_at_ = -1;  // offset of that suffix in mname's wire form; -1: none
     uint8_t soa_numbers_[20] = {};  // serial, refresh, retry, expire, minimum
     std::string spf_rdata_, dmarc_rdata_, dkim_rdata_, identity_rdata_;
-    std::string caa_issue_rdata_, caa_iodef_rdata_;
+    std::string caa_issue_rdata_, caa_iodef_rdata_, null_mx_rdata_;
     StrSet allow_, deny_;
 
     friend struct Responder;
