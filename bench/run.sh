@@ -277,7 +277,7 @@ printf '{"duration":%s,"server_cpu":"%s","client_cpu":"%s","udp":"%s sockets x %
     "$MIX_LINES" "$WORKER_BIN" > "$OUT/meta.json"
 
 case "$WHAT" in
-    all) throughput; idle; dnsperf_check ;;
+    all) throughput; idle; dnsperf_check; pairs ;;
     throughput) throughput ;;
     idle) idle ;;
     dnsperf) dnsperf_check ;;
