@@ -322,6 +322,30 @@ void AnswerCache::update_gauges() {
     stats_.bytes.set(static_cast<int64_t>(bytes_));
 }
 
+bool AnswerCache::prefetch_index(const dns::Query& q, uint32_t& tag) const {
+    if (index_.empty() || !key_query(q)) return false;
+    uint8_t key[kMaxQuestion];
+    const size_t qlen = key_question(q, key);
+    tag = hash(key, qlen, key_flags(q));
+    __builtin_prefetch(&index_[tag & (index_.size() - 1)]);
+    return true;
+}
+
+void AnswerCache::prefetch_entry(uint32_t tag, bool answer) const {
+    if (index_.empty()) return;
+    const size_t mask = index_.size() - 1;
+    for (size_t pos = tag & mask, n = 0; n < 4; pos = (pos + 1) & mask, ++n) {  // the run's first few
+        const Bucket& b = index_[pos];
+        if (b.slot1 == 0) return;
+        if (b.tag == tag) {
+            const Slot& s = slots_[b.slot1 - 1];
+            if (answer) __builtin_prefetch(s.data);
+            else __builtin_prefetch(&s);
+            return;
+        }
+    }
+}
+
 size_t AnswerCache::lookup(const dns::Query& q, uint64_t now_ms, bool allow_stale, uint8_t* out, size_t cap,
                            bool* stale) {
     if (stale) *stale = false;

@@ -68,6 +68,15 @@ public:
     size_t lookup(const dns::Query& q, uint64_t now_ms, bool allow_stale, uint8_t* out, size_t cap,
                   bool* stale = nullptr);
 
+    // Cache-miss hiding for a batch of queries: a lookup waits on three dependent loads (the
+    // index bucket, the slot, the stored answer), each usually a miss after the kernel's work.
+    // The UDP front calls prefetch_index() for every query of a batch, then prefetch_entry()
+    // for every one (slot), then again (answer), then looks them up, so the misses of the
+    // batch overlap. prefetch_index() returns false when there is nothing to fetch; `tag`
+    // carries the hash between the steps. None of them changes anything.
+    bool prefetch_index(const dns::Query& q, uint32_t& tag) const;
+    void prefetch_entry(uint32_t tag, bool answer) const;
+
     // Stores the worker's answer to `q`, replacing an entry for the same key. Only QR=1, TC=0,
     // opcode QUERY, rcode NOERROR or NXDOMAIN (extended rcode 0), question equal to q's, every
     // record well formed and the message ending exactly after the last one. Lifetime: positive

@@ -46,19 +46,29 @@ void UdpFront::drain() {
         const int got = recvmmsg(socket_.fd(), in_, kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
         const uint64_t t0 = now_ns();
-        for (int i = 0; i < got; ++i)
-            handle(in_buf_[i], in_[i].msg_len, in_peers_[i], in_[i].msg_hdr.msg_namelen, t0);
+        for (int i = 0; i < got; ++i) parse(i);
+        if (ctx_.cache_on()) {
+            // A cache hit waits on three dependent loads, each usually a miss by now: ask for
+            // them batch-wide, one level at a time, so the misses overlap.
+            for (int i = 0; i < got; ++i)
+                fetch_[i] = st_[i] != dns::ParseStatus::Drop && AnswerCache::cacheable_query(q_[i], st_[i]) &&
+                            ctx_.cache->prefetch_index(q_[i], tag_[i]);
+            for (int level = 0; level < 2; ++level)
+                for (int i = 0; i < got; ++i)
+                    if (fetch_[i]) ctx_.cache->prefetch_entry(tag_[i], level == 1);
+        }
+        for (int i = 0; i < got; ++i) handle(i, t0);
         // Hand this batch to the workers before reading the next one.
         ctx_.flush_all();
         if (got < kBatch) return;
     }
 }
 
-void UdpFront::handle(uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len,
-                      uint64_t t0) {
-    BalancerMetrics& m = ctx_.metrics;
-    m.bytes_in[0].inc(len);
-    dns::Query q;
+void UdpFront::parse(int i) {
+    uint8_t* msg = in_buf_[i];
+    size_t len = in_[i].msg_len;
+    ctx_.metrics.bytes_in[0].inc(len);
+    dns::Query& q = q_[i];
     dns::Malformed why;
     dns::ParseStatus st = dns::parse_query(msg, len, q, why);
     if (q.edns_keepalive && st == dns::ParseStatus::Ok) {
@@ -67,6 +77,18 @@ void UdpFront::handle(uint8_t* msg, size_t len, const sockaddr_storage& peer, so
         len = remove_option(msg, len, dns::edns_opt::TCP_KEEPALIVE);
         st = dns::parse_query(msg, len, q, why);
     }
+    len_[i] = len;
+    st_[i] = st;
+}
+
+void UdpFront::handle(int i, uint64_t t0) {
+    BalancerMetrics& m = ctx_.metrics;
+    uint8_t* const msg = in_buf_[i];
+    const size_t len = len_[i];
+    const dns::Query& q = q_[i];
+    const dns::ParseStatus st = st_[i];
+    const sockaddr_storage& peer = in_peers_[i];
+    const socklen_t peer_len = in_[i].msg_hdr.msg_namelen;
     if (st == dns::ParseStatus::Drop) {
         m.drop(DropReason::Malformed);  // a response or a runt: never answered
         return;

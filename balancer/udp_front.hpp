@@ -35,7 +35,10 @@ private:
     static constexpr size_t kInSize = 4096;
 
     void drain();
-    void handle(uint8_t* msg, size_t len, const sockaddr_storage& peer, socklen_t peer_len, uint64_t t0);
+    // Per batch: every datagram is parsed first (parse), the cache lines its lookup will need
+    // are requested for all of them, then each is handled (handle).
+    void parse(int i);
+    void handle(int i, uint64_t t0);
     uint8_t* out_slot(const sockaddr_storage& peer, socklen_t peer_len);
     // Queues an answer for a client: response rate limiting, truncation to the client's size,
     // the client's ID, metrics. `answer` may carry any ID.
@@ -53,6 +56,11 @@ private:
     iovec in_iov_[kBatch];
     sockaddr_storage in_peers_[kBatch];
     uint8_t in_buf_[kBatch][kInSize];
+    dns::Query q_[kBatch];  // the batch parsed: views into in_buf_
+    dns::ParseStatus st_[kBatch];
+    size_t len_[kBatch];  // after edns-tcp-keepalive is taken out
+    uint32_t tag_[kBatch];
+    bool fetch_[kBatch];
 
     int n_out_ = 0;
     uint64_t out_bytes_ = 0;

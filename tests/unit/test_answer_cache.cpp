@@ -634,6 +634,34 @@ TEST_CASE("the index stays consistent under churn") {
     CHECK(c.size() == 5000);
 }
 
+TEST_CASE("prefetching a batch changes nothing and stays in bounds, hits and misses alike") {
+    CacheSettings s;
+    s.max_entries = 3000;
+    AnswerCache c(s);
+    uint32_t tag = 0;
+    Ask first("p0.example.com", type::TXT);
+    CHECK_FALSE(c.prefetch_index(first.q, tag));  // nothing stored yet: nothing to fetch
+    for (int i = 0; i < 6000; ++i) {              // churn: evictions and backward-shift deletes
+        Ask a("p" + std::to_string(i) + ".example.com", type::TXT);
+        put(c, a, 0);
+    }
+    const size_t size = c.size();
+    size_t hits = 0;
+    for (int i = 0; i < 6000; ++i) {
+        Ask a("P" + std::to_string(i) + ".Example.COM", type::TXT);  // any case: same key
+        REQUIRE(c.prefetch_index(a.q, tag));
+        c.prefetch_entry(tag, false);
+        c.prefetch_entry(tag, true);
+        hits += !get(c, a, 0).empty();
+    }
+    CHECK(hits == size);  // every entry still there, none added
+    CHECK(c.size() == size);
+    CacheSettings off;
+    off.max_entries = 0;
+    AnswerCache disabled(off);
+    CHECK_FALSE(disabled.prefetch_index(first.q, tag));
+}
+
 TEST_CASE("a short output buffer is a miss") {
     AnswerCache c(settings());
     Ask a("example.com", type::NS);
