@@ -243,7 +243,14 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
     return start;
 }
 
-int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) const {
+namespace {
+void count_source(Outcome& o, PublicSuffix::Source s) {
+    if (s == PublicSuffix::Source::Memo && o.suffix_memo < 255) ++o.suffix_memo;
+    if (s == PublicSuffix::Source::Libpsl && o.suffix_libpsl < 255) ++o.suffix_libpsl;
+}
+}  // namespace
+
+int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, Outcome* o) const {
     // The labels that can matter (kMaxSuffixLabels from the right, and one more for D) are
     // copied in wire form. A label is looked at only when needed, right to left: lower-cased
     // in place, its length octet turned into a dot, so the suffix starting at label i is the
@@ -294,6 +301,7 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) c
             next_hash = PublicSuffix::hash(label, static_cast<size_t>(text(longest) - 1 - label));
         }
         const PublicSuffix::Verdict v = psl_->verdict(text(longest), text_len(longest), next_hash);
+        if (o) count_source(*o, v.source);
         is_public[n - 1 - longest] = v.is_public;
         asked = longest;
         if (!next || v.below == PublicSuffix::Below::Leaf) break;
@@ -305,7 +313,14 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text) c
         --longest;
     }
     for (int i = longest; i < n; ++i) {
-        const bool pub = i >= asked ? is_public[n - 1 - i] : psl_->verdict(text(i), text_len(i), 0).is_public;
+        bool pub;
+        if (i >= asked) {
+            pub = is_public[n - 1 - i];
+        } else {
+            const PublicSuffix::Verdict v = psl_->verdict(text(i), text_len(i), 0);
+            if (o) count_source(*o, v.source);
+            pub = v.is_public;
+        }
         if (!pub) continue;
         const int d = i - 1;
         if (d < 0 || look(d) == Other) return 0;  // the whole name is a public suffix, or D is not host-name text
@@ -459,7 +474,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     } else {
         char text[kNameTextBuf];
         const char* d_text = nullptr;
-        d_labels = registrable_labels(q, text, d_text);
+        d_labels = registrable_labels(q, text, d_text, &o);
         bool refused = d_labels == 0;
         const int rel = q.label_count - d_labels;  // labels left of D
         const Ns* host = nullptr;

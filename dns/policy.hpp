@@ -65,6 +65,10 @@ struct Outcome {
     uint16_t qtype = 0;
     uint16_t rcode = 0;  // full (extended) rcode, e.g. 16 for BADVERS
     Malformed malformed = Malformed::None;
+    // Public-suffix lookups the hot table could not answer: answered by the memo, or by
+    // libpsl itself (100-300 ns each). Few in steady state; many mean names under suffixes
+    // no rule table can shortcut, or a flood of new top-level labels.
+    uint8_t suffix_memo = 0, suffix_libpsl = 0;
 };
 
 // Transport facts the answer depends on.
@@ -109,7 +113,7 @@ private:
     // Zeros after the name: word-at-a-time reads, and PublicSuffix::verdict's padded keys.
     static constexpr size_t kNameTextSlack = PublicSuffix::kPadded;
     static constexpr size_t kNameTextBuf = kMaxNameWire + kNameTextSlack;
-    int registrable_labels(const Query& q, char* buf, const char*& d_text) const;
+    int registrable_labels(const Query& q, char* buf, const char*& d_text, Outcome* o = nullptr) const;
 
     PolicySettings s_;
     std::unique_ptr<PublicSuffix> psl_;

@@ -234,7 +234,7 @@ const PublicSuffix::Node* PublicSuffix::find(const char* suffix, size_t len, uin
     return nullptr;
 }
 
-PublicSuffix::Info PublicSuffix::slow_info(const char* suffix, size_t len, bool& keep) const {
+PublicSuffix::Info PublicSuffix::slow_info(const char* suffix, size_t len, bool& keep, Source& from) const {
     const uint64_t h = hash(suffix, len);
     Info v{};  // no children, Leaf, not public
     const bool one_label = !std::memchr(suffix, '.', len);
@@ -248,19 +248,25 @@ PublicSuffix::Info PublicSuffix::slow_info(const char* suffix, size_t len, bool&
         v.below = Below::Open;  // a top-level label in ACE: the list may have rules below it we could not convert
     }
     if (v.below == Below::Open) std::memset(v.children, 0xFF, sizeof v.children);
-    v.is_public = is_public_suffix(suffix, len, h);
+    bool asked_libpsl = false;
+    v.is_public = is_public_suffix(suffix, len, h, &asked_libpsl);
+    from = asked_libpsl ? Source::Libpsl : Source::Memo;
     // Worth a line of the hot table: suffixes many names share. A registrable domain asked
     // about under an Open suffix is not one of them; keeping it would evict those that are.
     keep = n || one_label || v.is_public;
     return v;
 }
 
-bool PublicSuffix::is_public_suffix(const char* name, size_t len, uint64_t h) const {
+bool PublicSuffix::is_public_suffix(const char* name, size_t len, uint64_t h, bool* asked_libpsl) const {
     // The full key is compared, so a hash collision (even a crafted one) only costs a miss.
-    if (!memo_ || len == 0 || len > kKey) return psl_is_public_suffix2(ctx_, name, type_) != 0;
+    if (!memo_ || len == 0 || len > kKey) {
+        if (asked_libpsl) *asked_libpsl = true;
+        return psl_is_public_suffix2(ctx_, name, type_) != 0;
+    }
     Entry* set = &memo_[(h & set_mask_) * kWays];
     for (size_t w = 0; w < kWays; ++w)
         if (set[w].hash == h && set[w].len == len && std::memcmp(set[w].key, name, len) == 0) return set[w].value;
+    if (asked_libpsl) *asked_libpsl = true;
     const bool v = psl_is_public_suffix2(ctx_, name, type_) != 0;
     Entry& e = set[next_way_++ % kWays];  // round-robin replacement
     e.hash = h;

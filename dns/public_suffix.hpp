@@ -31,7 +31,7 @@ public:
     // bounded 4-way set-associative table (names over 54 octets always ask libpsl). The memo
     // belongs to this instance: a reload starts afresh.
     // `hash` is hash(name, len).
-    bool is_public_suffix(const char* name, size_t len, uint64_t hash) const;
+    bool is_public_suffix(const char* name, size_t len, uint64_t hash, bool* asked_libpsl = nullptr) const;
     // The key of a name suffix in the memo and the rule table. A query asks about only the one
     // to three suffixes that can be public, so hashing each afresh costs less than folding a
     // hash over every octet.
@@ -67,6 +67,7 @@ public:
     // filter spares asking about the registrable domain itself: under `fr`, `park-1.fr` is
     // no rule (its label is not in the filter of `fr`), so it is not public and nothing
     // below it is.
+    enum class Source : uint8_t { Table, Memo, Libpsl };
     struct Verdict {
         Below below;
         bool is_public;
@@ -74,6 +75,7 @@ public:
         // left of this suffix: that longer suffix is then not public and has nothing below
         // it. True may be a false positive.
         bool child;
+        Source source;  // where the answer came from, for metrics
     };
     // `suffix` must be readable for kPadded octets, zero after its `len` (registrable_labels'
     // buffer is); longer suffixes are answered without the table.
@@ -81,7 +83,8 @@ public:
     Verdict verdict(const char* suffix, size_t len, uint64_t child_hash) const {
         if (len == 0 || len > kPadded) {
             bool keep;
-            return slow_info(suffix, len, keep).verdict(child_hash);
+            Source from;
+            return slow_info(suffix, len, keep, from).verdict(child_hash, from);
         }
         uint64_t k[3];
         std::memcpy(k, suffix, sizeof k);
@@ -92,13 +95,15 @@ public:
         HotEntry& e = hot_[h & hot_mask_];
         if (e.info.key_len != len || e.key[0] != k[0] || e.key[1] != k[1] || e.key[2] != k[2]) {
             bool keep;
-            const Info info = slow_info(suffix, len, keep);
-            if (!keep) return info.verdict(child_hash);
+            Source from;
+            const Info info = slow_info(suffix, len, keep, from);
+            if (!keep) return info.verdict(child_hash, from);
             e.info = info;  // direct-mapped: the newest suffix takes the line
             e.info.key_len = static_cast<uint8_t>(len);
             std::memcpy(e.key, k, sizeof k);
+            return e.info.verdict(child_hash, from);
         }
-        return e.info.verdict(child_hash);
+        return e.info.verdict(child_hash, Source::Table);
     }
 
 private:
@@ -125,13 +130,14 @@ private:
         Below below;
         bool is_public;
         uint8_t key_len;  // in the hot table: the suffix's length (0: empty entry)
-        Verdict verdict(uint64_t child_hash) const {
+        Verdict verdict(uint64_t child_hash, Source from) const {
             const unsigned a = child_hash & 255, b = (child_hash >> 8) & 255;
-            return {below, is_public, (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1)};
+            return {below, is_public, (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1),
+                    from};
         }
     };
-    // The answers without the hot table; `keep`: worth a line in it.
-    Info slow_info(const char* suffix, size_t len, bool& keep) const;
+    // The answers without the hot table; `keep`: worth a line in it; `from`: memo or libpsl.
+    Info slow_info(const char* suffix, size_t len, bool& keep, Source& from) const;
     struct alignas(64) HotEntry {
         Info info;
         uint64_t key[3];  // the suffix, zero-padded

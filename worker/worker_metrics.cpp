@@ -59,6 +59,11 @@ void WorkerMetrics::register_all(net::MetricsRegistry& r) const {
     for (int m = 1; m < static_cast<int>(dns::Malformed::Count); ++m)
         r.counter("domain_park_malformed_total", "Malformed messages, by reason",
                   {{"reason", dns::malformed_name(static_cast<dns::Malformed>(m))}}, &malformed[m]);
+    for (int i = 0; i < 2; ++i)
+        r.counter("domain_park_suffix_lookups_slow_total",
+                  "Public-suffix lookups the rule table's hot lines could not answer, by what answered "
+                  "(libpsl: 100-300 ns each)",
+                  {{"path", i == 0 ? "memo" : "libpsl"}}, &suffix_lookups[i]);
     r.counter("domain_park_udp_truncated_total", "UDP answers sent with TC=1 because they did not fit", {},
               &udp_truncated);
     r.counter("domain_park_udp_send_failed_total", "UDP answers the kernel refused (send buffer full)", {},

@@ -25,10 +25,13 @@ struct WorkerMetrics {
     net::Counter tcp_read_paused;
     net::Counter tcp_oversized_input;
     net::Counter reloads_ok, reloads_failed;
+    net::Counter suffix_lookups[2];  // public-suffix lookups past the hot table: 0 memo, 1 libpsl
     net::Histogram duration[kTransports];
 
     void count(int transport, const dns::Outcome& o) {
         if (o.malformed != dns::Malformed::None) malformed[static_cast<int>(o.malformed)].inc();
+        if (o.suffix_memo) suffix_lookups[0].inc(o.suffix_memo);
+        if (o.suffix_libpsl) suffix_lookups[1].inc(o.suffix_libpsl);
         if (!o.answered) {
             dropped[transport].inc();
             return;

@@ -340,6 +340,28 @@ def test_metrics_malformed_and_truncated(metrics_worker):
     assert moved == 1, f"malformed_total moved by {moved} for one 5-byte datagram"
 
 
+def test_metrics_suffix_lookups(metrics_worker):
+    # A new top-level label is answered by libpsl once; after that the hot table (or the
+    # memo) answers it, and names under a known suffix never get past the table.
+    w, mport = metrics_worker
+    name = "domain_park_suffix_lookups_slow_total"
+    h.query(w.port, h.make_query("warm.example.com.", "TXT"), "udp")
+    before = scrape(mport)
+    for i in range(5):
+        r = h.query(w.port, h.make_query(f"a.b.newtld{i}x.", "TXT"), "udp")
+        assert r.rcode() == dns.rcode.NOERROR
+    time.sleep(0.1)
+    middle = scrape(mport)
+    assert total(middle, name, path="libpsl") - total(before, name, path="libpsl") == 5
+    for i in range(5):
+        h.query(w.port, h.make_query(f"c.b.newtld{i}x.", "TXT"), "udp")
+    for i in range(20):
+        h.query(w.port, h.make_query(f"n{i}.example.com.", "TXT"), "udp")
+    time.sleep(0.1)
+    after = scrape(mport)
+    assert total(after, name, path="libpsl") == total(middle, name, path="libpsl")
+
+
 def test_metrics_tcp_close_reasons(worker_factory):
     mport = free_tcp_port()
     w = worker_factory(*STANDARD_ARGS, "--metrics", f"127.0.0.1:{mport}", "--idle-timeout", "1",
