@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 
 namespace dp::dns {
 
@@ -71,9 +72,14 @@ PublicSuffix::Pages<T>::~Pages() {
     if (p) munmap(p, bytes);
 }
 
+namespace {
+bool has_8bit(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
+}  // namespace
+
 bool PublicSuffix::ace_name(const std::string& name, std::string& out) {
-    auto is_8bit = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
-    if (std::none_of(name.begin(), name.end(), is_8bit)) {
+    if (!has_8bit(name)) {
         out = name;
         return true;
     }
@@ -81,7 +87,7 @@ bool PublicSuffix::ace_name(const std::string& name, std::string& out) {
     for (size_t at = 0; at <= name.size();) {
         const size_t dot = std::min(name.find('.', at), name.size());
         label = name.substr(at, dot - at);
-        if (std::any_of(label.begin(), label.end(), is_8bit)) {
+        if (has_8bit(label)) {
             if (!ace_label(label, ace)) return false;
             label = ace;
         }
@@ -158,11 +164,11 @@ bool PublicSuffix::ace_label(const std::string& utf8, std::string& out) {
 bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section) {
     std::ifstream in(path);
     if (!in) return false;
-    struct Info {
+    struct Rules {
         Below below = Below::Inner;
-        uint64_t children[4] = {};
+        LabelFilter children{};
     };
-    std::map<std::string, Info> nodes;  // suffixes with rules below them
+    std::map<std::string, Rules> nodes;  // suffixes with rules below them
     std::string line;
     bool first = true, in_private = false;
     while (std::getline(in, line)) {
@@ -192,19 +198,12 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
             const size_t dot = rule.rfind('.', end - 1);
             const size_t start = dot == std::string::npos ? 0 : dot + 1;
             const std::string label = rule.substr(start, end - start);
-            const bool utf8 =
-                std::any_of(label.begin(), label.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+            const bool utf8 = has_8bit(label);
             if (!suffix.empty()) {
-                Info& node = nodes[suffix];
+                Rules& node = nodes[suffix];
                 if (utf8) node.below = Below::Open;
-                if (label == "*") {
-                    for (uint64_t& w : node.children) w = ~0ull;  // every label is a child
-                } else {
-                    const uint64_t h = hash(label.data(), label.size());
-                    const unsigned x = h & 255, y = (h >> 8) & 255;
-                    node.children[x >> 6] |= 1ull << (x & 63);
-                    node.children[y >> 6] |= 1ull << (y & 63);
-                }
+                if (label == "*") node.children.add_all();  // every label is a child
+                else node.children.add(hash(label.data(), label.size()));
             }
             if (utf8 || dot == std::string::npos) break;
             suffix = rule.substr(start);
@@ -216,11 +215,11 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
     while (size < nodes.size() * 2) size *= 2;
     inner_.assign(size, Node{});
     inner_mask_ = size - 1;
-    for (const auto& [suffix, info] : nodes) {
+    for (const auto& [suffix, rules] : nodes) {
         const uint64_t h = hash(suffix.data(), suffix.size());
         size_t at = h & inner_mask_;
         while (inner_[at].below != Below::Leaf) at = (at + 1) & inner_mask_;
-        inner_[at] = Node{h, info.below, suffix, {info.children[0], info.children[1], info.children[2], info.children[3]}};
+        inner_[at] = Node{h, rules.below, suffix, rules.children};
     }
     return true;
 }
@@ -243,11 +242,11 @@ PublicSuffix::Info PublicSuffix::slow_info(const char* suffix, size_t len, bool&
         v.below = Below::Open;  // no readable rules: every longer suffix has to be asked about
     } else if (n) {
         v.below = n->below;
-        std::memcpy(v.children, n->children, sizeof v.children);
+        v.children = n->children;
     } else if (ace_incomplete_ && one_label && len >= 4 && std::memcmp(suffix, "xn--", 4) == 0) {
         v.below = Below::Open;  // a top-level label in ACE: the list may have rules below it we could not convert
     }
-    if (v.below == Below::Open) std::memset(v.children, 0xFF, sizeof v.children);
+    if (v.below == Below::Open) v.children.add_all();
     bool asked_libpsl = false;
     v.is_public = is_public_suffix(suffix, len, h, &asked_libpsl);
     from = asked_libpsl ? Source::Libpsl : Source::Memo;

@@ -49,7 +49,6 @@ public:
     // labels is taken not to be a public suffix without asking libpsl.
     static constexpr int kMaxSuffixLabels = 8;
 
-
     // Whether a public suffix can be longer than a given one, judged from the list's rules:
     // Leaf when no rule has more labels below it (so no longer name suffix needs asking
     // about), Inner when some rule does, Open when that cannot be told from here (the list
@@ -58,7 +57,7 @@ public:
     // registrable domain and longer) are then never looked up.
     enum class Below : uint8_t { Leaf, Inner, Open };
 
-    // What a query needs to know about one name suffix: below(), is_public_suffix(), and
+    // What a query needs to know about one name suffix: Below, is_public_suffix(), and
     // whether one given label can stand left of it in a rule (`child`). A query asks about
     // a handful of suffixes shared by many names (com, uk, co.uk, ...) and, between two
     // batches of queries, the kernel's work evicts the CPU caches, so these answers sit in a
@@ -92,7 +91,7 @@ public:
         h ^= (k[1] + len) * 0xC2B2AE3D27D4EB4Full;
         h ^= k[2] * 0x165667B19E3779F9ull;
         h ^= h >> 32;
-        HotEntry& e = hot_[h & hot_mask_];
+        HotEntry& e = hot_[h & (kHotEntries - 1)];
         if (e.info.key_len != len || e.key[0] != k[0] || e.key[1] != k[1] || e.key[2] != k[2]) {
             bool keep;
             Source from;
@@ -125,15 +124,26 @@ private:
         T& operator[](size_t i) const { return p[i]; }
         explicit operator bool() const { return p != nullptr; }
     };
+    // A 256-bit filter of label hashes (two bits per label): the labels rules have left of a
+    // suffix. No false negatives; all bits set stands for "any label".
+    struct LabelFilter {
+        uint64_t w[4];
+        static unsigned bit(uint64_t h, int i) { return (h >> (8 * i)) & 255; }
+        void add(uint64_t h) {
+            for (int i = 0; i < 2; ++i) w[bit(h, i) >> 6] |= 1ull << (bit(h, i) & 63);
+        }
+        void add_all() { w[0] = w[1] = w[2] = w[3] = ~0ull; }
+        bool may_hold(uint64_t h) const {
+            return (w[bit(h, 0) >> 6] >> (bit(h, 0) & 63) & 1) && (w[bit(h, 1) >> 6] >> (bit(h, 1) & 63) & 1);
+        }
+    };
     struct Info {
-        uint64_t children[4];  // filter of the labels rules have left of this suffix
+        LabelFilter children;  // the labels rules have left of this suffix
         Below below;
         bool is_public;
         uint8_t key_len;  // in the hot table: the suffix's length (0: empty entry)
         Verdict verdict(uint64_t child_hash, Source from) const {
-            const unsigned a = child_hash & 255, b = (child_hash >> 8) & 255;
-            return {below, is_public, (children[a >> 6] >> (a & 63) & 1) && (children[b >> 6] >> (b & 63) & 1),
-                    from};
+            return {below, is_public, children.may_hold(child_hash), from};
         }
     };
     // The answers without the hot table; `keep`: worth a line in it; `from`: memo or libpsl.
@@ -144,8 +154,7 @@ private:
     };
     static_assert(sizeof(HotEntry) == 64);
     static constexpr size_t kHotEntries = 2048;  // 128 KiB
-    Pages<HotEntry> hot_;
-    size_t hot_mask_ = kHotEntries - 1;
+    Pages<HotEntry> hot_;  // kHotEntries, a power of two
     uint64_t hot_seed_ = 0;  // random: collisions cannot be planned from outside
 
     static constexpr size_t kKey = 54;
@@ -171,7 +180,7 @@ private:
         uint64_t hash = 0;
         Below below = Below::Leaf;  // Leaf: empty slot
         std::string suffix;
-        uint64_t children[4] = {};  // as Verdict::children
+        LabelFilter children{};  // as Info::children
     };
     const Node* find(const char* suffix, size_t len, uint64_t hash) const;
     bool ace_incomplete_ = false;  // a rule's UTF-8 label could not be converted to ACE
