@@ -185,14 +185,16 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
 }
 
 namespace {
-// Per octet: its lower-case form, plus 0x100 for an octet no host-name label holds (a
-// control, space, DEL, 8-bit or the dot itself) and 0x200 for the underscore.
+// Per octet: its lower-case form, plus kNotHost for an octet no host-name label holds (a
+// control, space, DEL, 8-bit or the dot itself) and kUnderscore for the underscore.
+constexpr uint16_t kNotHost = 0x100, kUnderscore = 0x200;
 struct OctetTable {
     uint16_t v[256] = {};
     constexpr OctetTable() {
         for (int c = 0; c < 256; ++c) {
             const bool host = c > 0x20 && c < 0x7F && c != '.';
-            v[c] = static_cast<uint16_t>((c >= 'A' && c <= 'Z' ? c + 32 : c) | (host ? 0 : 0x100) | (c == '_' ? 0x200 : 0));
+            v[c] = static_cast<uint16_t>((c >= 'A' && c <= 'Z' ? c + 32 : c) | (host ? 0 : kNotHost) |
+                                         (c == '_' ? kUnderscore : 0));
         }
     }
 };
@@ -202,16 +204,16 @@ struct LabelCheck {
     bool bad = false;         // holds an octet no host-name label has
     bool underscore = false;  // holds an underscore
 };
-// Lower-cases the l octets at p in place. Labels are short (a TLD, "co", "park-12"), so one
-// table lookup per octet beats word-at-a-time tricks and their set-up.
-inline LabelCheck lower_label(uint8_t* p, size_t l) {
+// Writes the l octets at `in` lower-cased to `out` (which may be `in`). Labels are short (a
+// TLD, "co", "park-12"), so one table lookup per octet beats word-at-a-time tricks.
+inline LabelCheck lower_label(const uint8_t* in, size_t l, uint8_t* out) {
     unsigned flags = 0;
     for (size_t j = 0; j < l; ++j) {
-        const uint16_t e = kOctet.v[p[j]];
-        p[j] = static_cast<uint8_t>(e);
+        const uint16_t e = kOctet.v[in[j]];
+        out[j] = static_cast<uint8_t>(e);
         flags |= e;
     }
-    return {(flags & 0x100) != 0, (flags & 0x200) != 0};
+    return {(flags & kNotHost) != 0, (flags & kUnderscore) != 0};
 }
 }  // namespace
 
@@ -224,14 +226,9 @@ int name_text(const Query& q, char* text, uint8_t* text_off) {
     for (int i = 0; i < q.label_count; ++i) {
         const uint8_t l = *p++;
         text_off[i] = static_cast<uint8_t>(t);
-        unsigned flags = 0;
-        for (uint8_t j = 0; j < l; ++j) {
-            const uint16_t e = kOctet.v[p[j]];
-            flags |= e;
-            text[t + j] = static_cast<char>(e);
-        }
+        const LabelCheck c = lower_label(p, l, reinterpret_cast<uint8_t*>(text + t));
         p += l;
-        if (flags & 0x100) {
+        if (c.bad) {
             start = i + 1;
             t = 0;
             continue;
@@ -277,7 +274,7 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, O
         uint8_t& st = seen[n - 1 - i];
         if (st == Unseen) {
             uint8_t* l = u + (q.label_off[i] - base);
-            const LabelCheck c = lower_label(l + 1, l[0]);
+            const LabelCheck c = lower_label(l + 1, l[0], l + 1);
             *l = '.';
             st = c.bad ? Other : c.underscore ? HostText : Candidate;
         }
