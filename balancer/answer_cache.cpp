@@ -1,7 +1,5 @@
 #include "balancer/answer_cache.hpp"
 
-#include "dns/hash.hpp"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>

@@ -51,15 +51,11 @@ bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_
     const uint32_t before_additional = uint32_t(get_u16(msg + 6)) + get_u16(msg + 8);
     const uint32_t records = before_additional + get_u16(msg + 10);
     for (uint32_t i = 0; i < records; ++i) {
-        const size_t start = off;
-        if (!dns::skip_name(msg, len, off) || off + 10 > len) return false;
-        const uint16_t type = get_u16(msg + off);
-        const size_t rdlen = get_u16(msg + off + 8);
-        off += 10 + rdlen;
-        if (off > len) return false;
-        if (type == dns::type::OPT && i >= before_additional) {
-            opt_at = start;
-            opt_len = off - start;
+        RecordHead r;
+        if (!next_record(msg, len, off, r)) return false;
+        if (r.type == dns::type::OPT && i >= before_additional) {
+            opt_at = r.owner;
+            opt_len = off - r.owner;
         }
     }
     return true;

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dns/wire.hpp"
+
 namespace dp::balancer {
 
 // Offset just after the question section of `msg` (12 when QDCOUNT is 0); false when the
@@ -37,6 +39,25 @@ inline uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] <<
 inline void put_u16(uint8_t* p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v >> 8);
     p[1] = static_cast<uint8_t>(v);
+}
+
+// The fixed part of the resource record at `off`: where it starts (its owner, skipped, not
+// read), its type and TTL, where its RDATA starts. next_record() moves `off` past the record;
+// false when it runs past `len`. Inline, for the libraries that do not link this file.
+struct RecordHead {
+    size_t owner;
+    uint16_t type;
+    uint32_t ttl;
+    size_t rdata;
+};
+inline bool next_record(const uint8_t* m, size_t len, size_t& off, RecordHead& r) {
+    r.owner = off;
+    if (!dns::skip_name(m, len, off) || off + 10 > len) return false;
+    r.type = get_u16(m + off);
+    r.ttl = uint32_t(get_u16(m + off + 4)) << 16 | get_u16(m + off + 6);
+    r.rdata = off + 10;
+    off = r.rdata + get_u16(m + off + 8);
+    return off <= len;
 }
 
 }  // namespace dp::balancer

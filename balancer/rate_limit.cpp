@@ -10,6 +10,8 @@
 #include <new>
 #include <random>
 
+#include "balancer/message_edit.hpp"  // get_u16, next_record (inline: no link dependency)
+
 namespace dp::balancer {
 
 namespace {
@@ -20,8 +22,6 @@ constexpr int64_t kScale = 1000;
 constexpr size_t kWays = 8;
 constexpr size_t kMaxEntries = size_t{1} << 24;
 constexpr uint32_t kMaxWindow = 3600;
-
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
 bool is_v4_mapped(const uint8_t* a) {
     static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -531,19 +531,6 @@ bool read_name(const uint8_t* m, size_t len, size_t off, uint8_t* out, size_t& o
 }
 
 
-// Reads the fixed part of the record at `off` (owner skipped): type, TTL; moves `off` past it.
-bool next_record(const uint8_t* m, size_t len, size_t& off, size_t& owner, uint16_t& type, uint32_t& ttl) {
-    owner = off;
-    if (!dns::skip_name(m, len, off) || off + 10 > len) return false;
-    type = rd16(m + off);
-    ttl = static_cast<uint32_t>(rd16(m + off + 4)) << 16 | rd16(m + off + 6);
-    const size_t rdlen = rd16(m + off + 8);
-    off += 10;
-    if (off + rdlen > len) return false;
-    off += rdlen;
-    return true;
-}
-
 ResponseKind as_error(ResponseClass& out) {
     out.kind = ResponseKind::Error;
     out.name_len = 0;
@@ -560,11 +547,11 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
     const uint8_t* m = answer;
     if ((m[2] & 0x80) == 0) return as_error(out);  // not an answer
     const uint16_t rcode = m[3] & 0x0F;
-    const uint16_t qd = rd16(m + 4), an = rd16(m + 6), ns = rd16(m + 8), ar = rd16(m + 10);
+    const uint16_t qd = get_u16(m + 4), an = get_u16(m + 6), ns = get_u16(m + 8), ar = get_u16(m + 10);
     if (qd != 1) return as_error(out);
     size_t off = dns::kHeaderSize;
     if (!read_name(m, len, off, out.name, out.name_len, off) || off + 4 > len) return as_error(out);
-    out.qtype = rd16(m + off);
+    out.qtype = get_u16(m + off);
     off += 4;
     if (rcode != dns::rcode::NOERROR && rcode != dns::rcode::NXDOMAIN) return as_error(out);
     if (rcode == dns::rcode::NOERROR && an > 0) {
@@ -572,18 +559,16 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
         return out.kind;
     }
     const bool nx = rcode == dns::rcode::NXDOMAIN;
-    size_t owner = 0;
-    uint16_t type = 0;
-    uint32_t ttl = 0;
+    RecordHead r;
     for (unsigned i = 0; i < an; ++i)
-        if (!next_record(m, len, off, owner, type, ttl)) return as_error(out);
+        if (!next_record(m, len, off, r)) return as_error(out);
     bool have_zone = false;
     for (unsigned i = 0; i < ns; ++i) {
-        if (!next_record(m, len, off, owner, type, ttl)) return as_error(out);
-        if (type == dns::type::SOA && !have_zone) {
+        if (!next_record(m, len, off, r)) return as_error(out);
+        if (r.type == dns::type::SOA && !have_zone) {
             uint8_t zone[dns::kMaxNameWire];
             size_t zone_len = 0, after = 0;
-            if (!read_name(m, len, owner, zone, zone_len, after)) return as_error(out);
+            if (!read_name(m, len, r.owner, zone, zone_len, after)) return as_error(out);
             std::memcpy(out.name, zone, zone_len);
             out.name_len = zone_len;
             have_zone = true;
@@ -593,8 +578,8 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
     if (!nx) {
         // An extended rcode (e.g. BADVERS) leaves 0 in the header: look for the OPT record.
         for (unsigned i = 0; i < ar; ++i) {
-            if (!next_record(m, len, off, owner, type, ttl)) return as_error(out);
-            if (type == dns::type::OPT && (ttl >> 24) != 0) return as_error(out);
+            if (!next_record(m, len, off, r)) return as_error(out);
+            if (r.type == dns::type::OPT && (r.ttl >> 24) != 0) return as_error(out);
         }
     }
     out.kind = nx ? ResponseKind::Nxdomain : ResponseKind::Nodata;

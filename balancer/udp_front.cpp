@@ -51,8 +51,7 @@ void UdpFront::drain() {
             // A cache hit waits on three dependent loads, each usually a miss by now: ask for
             // them batch-wide, one level at a time, so the misses overlap.
             for (int i = 0; i < got; ++i)
-                fetch_[i] = st_[i] != dns::ParseStatus::Drop && AnswerCache::cacheable_query(q_[i], st_[i]) &&
-                            ctx_.cache->prefetch_index(q_[i], tag_[i]);
+                fetch_[i] = AnswerCache::cacheable_query(q_[i], st_[i]) && ctx_.cache->prefetch_index(q_[i], tag_[i]);
             for (int level = 0; level < 2; ++level)
                 for (int i = 0; i < got; ++i)
                     if (fetch_[i]) ctx_.cache->prefetch_entry(tag_[i], level == 1);
