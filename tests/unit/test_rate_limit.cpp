@@ -374,29 +374,23 @@ TEST_CASE("rrl: NXDOMAIN for random names of one zone shares the zone's bucket")
 
 TEST_CASE("rrl: slip ratio") {
     Addr a("192.0.2.1");
-    SUBCASE("slip 2 alternates drop and slip") {
-        RateLimitStats st;
-        ResponseLimiter rl(rrl(1), st, 1);  // slip defaults to 2
-        CHECK(answers(rl, a, "example.org", T0, 7) == "SDTDTDT");
-        CHECK(st.rrl_dropped[0].value() == 3);
-        CHECK(st.rrl_slipped[0].value() == 3);
-    }
-    SUBCASE("slip 0 only drops") {
-        RateLimitStats st;
-        auto s = rrl(1);
-        s.slip = 0;
-        ResponseLimiter rl(s, st, 1);
-        CHECK(answers(rl, a, "example.org", T0, 7) == "SDDDDDD");
-        CHECK(st.rrl_slipped[0].value() == 0);
-    }
-    SUBCASE("slip 1 only slips") {
+    CHECK(rrl(1).slip == 2);  // the default
+    struct Case {
+        uint32_t slip;
+        const char* pattern;  // S sent, D dropped, T slipped (TC=1)
+        uint64_t dropped, slipped;
+    };
+    for (const Case& c : {Case{2, "SDTDTDT", 3, 3},    // alternates drop and slip
+                          Case{0, "SDDDDDD", 6, 0},    // only drops
+                          Case{1, "STTTTTT", 0, 6}}) { // only slips
+        CAPTURE(c.slip);
         RateLimitStats st;
         auto s = rrl(1);
-        s.slip = 1;
+        s.slip = c.slip;
         ResponseLimiter rl(s, st, 1);
-        CHECK(answers(rl, a, "example.org", T0, 7) == "STTTTTT");
-        CHECK(st.rrl_dropped[0].value() == 0);
-        CHECK(st.rrl_slipped[0].value() == 6);
+        CHECK(answers(rl, a, "example.org", T0, 7) == c.pattern);
+        CHECK(st.rrl_dropped[0].value() == c.dropped);
+        CHECK(st.rrl_slipped[0].value() == c.slipped);
     }
     SUBCASE("slip 3; the count restarts after a sent response") {
         RateLimitStats st;
