@@ -46,7 +46,6 @@
 
 namespace {
 
-using mixq::encode_name;
 using mixq::parse_type;
 
 constexpr int kBatch = 64;                 // datagrams per sendmmsg/recvmmsg call
@@ -210,20 +209,10 @@ Mix load_mix(const Options& o) {
         if (!parse_type(type, qtype)) {
             die(o.mix_file + ":" + std::to_string(lineno) + ": unknown type " + type);
         }
-        std::vector<uint8_t> q = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, static_cast<uint8_t>(o.edns ? 1 : 0)};
-        if (!encode_name(name, q)) {
+        std::vector<uint8_t> q;
+        uint16_t qlen = 0;
+        if (!mixq::build_query(name, qtype, o.edns ? o.edns_size : 0, q, qlen)) {
             die(o.mix_file + ":" + std::to_string(lineno) + ": bad name " + name);
-        }
-        q.push_back(static_cast<uint8_t>(qtype >> 8));
-        q.push_back(static_cast<uint8_t>(qtype & 0xff));
-        q.push_back(0);
-        q.push_back(1);  // class IN
-        uint16_t qlen = static_cast<uint16_t>(q.size() - 12);
-        if (o.edns) {
-            // OPT: root owner, type 41, class = our UDP size, TTL 0 (version 0, DO=0), no rdata.
-            const uint8_t opt[11] = {0, 0, 41, static_cast<uint8_t>(o.edns_size >> 8),
-                                     static_cast<uint8_t>(o.edns_size & 0xff), 0, 0, 0, 0, 0, 0};
-            q.insert(q.end(), opt, opt + sizeof opt);
         }
         if (q.size() + (o.random_label ? kLabelWire : 0) > kMaxQuery ||
             (o.random_label && qlen - 4 + kLabelWire > 255)) {

@@ -74,4 +74,23 @@ inline bool encode_name(std::string_view name, std::vector<uint8_t>& out) {
     return true;
 }
 
+// A query (ID 0, RD 0, class IN) for one mix line: header, question, and an OPT record
+// advertising `edns_size` unless it is 0. Sets `question_len` (question octets after the
+// header); false for a bad name.
+inline bool build_query(std::string_view name, uint16_t qtype, uint16_t edns_size, std::vector<uint8_t>& q,
+                        uint16_t& question_len) {
+    q = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, static_cast<uint8_t>(edns_size ? 1 : 0)};
+    if (!encode_name(name, q)) return false;
+    const uint8_t tail[] = {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype & 0xff), 0, 1};
+    q.insert(q.end(), tail, tail + sizeof tail);
+    question_len = static_cast<uint16_t>(q.size() - 12);
+    if (edns_size) {
+        // OPT: root owner, type 41, class = our UDP size, TTL 0 (version 0, DO=0), no rdata.
+        const uint8_t opt[11] = {0, 0, 41, static_cast<uint8_t>(edns_size >> 8), static_cast<uint8_t>(edns_size & 0xff),
+                                 0, 0, 0, 0, 0, 0};
+        q.insert(q.end(), opt, opt + sizeof opt);
+    }
+    return true;
+}
+
 }  // namespace mixq

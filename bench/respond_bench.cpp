@@ -55,12 +55,9 @@ int main(int argc, char** argv) {
         std::istringstream ls(line);
         std::string name, type;
         if (!(ls >> name >> type) || name[0] == '#' || name[0] == ';') continue;
-        uint16_t qtype = 0;
-        std::vector<uint8_t> q = {0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1};
-        if (!mixq::parse_type(type, qtype) || !mixq::encode_name(name, q)) die("bad mix line: " + line);
-        const uint8_t tail[] = {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype), 0, 1,
-                                0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0};  // class IN; OPT, size 1232
-        q.insert(q.end(), tail, tail + sizeof tail);
+        uint16_t qtype = 0, qlen = 0;
+        std::vector<uint8_t> q;  // as dns_load sends it: EDNS, UDP size 1232
+        if (!mixq::parse_type(type, qtype) || !mixq::build_query(name, qtype, 1232, q, qlen)) die("bad mix line: " + line);
         queries.push_back(std::move(q));
     }
     if (queries.empty()) die(mix_file + " holds no queries");
