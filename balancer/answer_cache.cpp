@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "balancer/message_edit.hpp"  // get_u16 / put_u16 (inline: no link dependency)
+#include "dns/message.hpp"
 #include "dns/hash.hpp"
 
 namespace dp::balancer {
@@ -15,58 +15,21 @@ namespace {
 constexpr size_t kNpos = static_cast<size_t>(-1);
 constexpr size_t kMaxQuestion = dns::kMaxNameWire + 4;
 
-inline uint32_t get_u32(const uint8_t* p) {
-    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
-inline void put_u32(uint8_t* p, uint32_t v) {
-    p[0] = static_cast<uint8_t>(v >> 24);
-    p[1] = static_cast<uint8_t>(v >> 16);
-    p[2] = static_cast<uint8_t>(v >> 8);
-    p[3] = static_cast<uint8_t>(v);
-}
-inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c | 0x20) : c; }
-
 // RFC 2181 8: a TTL with the top bit set is treated as zero.
 inline uint32_t ttl_value(uint32_t t) { return (t & 0x80000000u) ? 0 : t; }
 
 // The key's question: q's name lower-cased (length octets are below 'A', so folding them is
 // harmless), then QTYPE and QCLASS as on the wire. Returns its length.
 size_t key_question(const dns::Query& q, uint8_t* buf) {
-    for (size_t i = 0; i < q.qname_len; ++i) buf[i] = lower(q.qname[i]);
-    put_u16(buf + q.qname_len, q.qtype);
-    put_u16(buf + q.qname_len + 2, q.qclass);
+    for (size_t i = 0; i < q.qname_len; ++i) buf[i] = dns::ascii_lower(q.qname[i]);
+    dns::put_u16(buf + q.qname_len, q.qtype);
+    dns::put_u16(buf + q.qname_len + 2, q.qclass);
     return q.qname_len + 4u;
 }
 
 // Validates the possibly compressed name at `off`, whose own octets must end by `limit`, and
-// moves `off` past it. A pointer must go strictly backwards and not into the header, and the
-// name it leads to must lie wholly before the pointer, so following pointers always ends.
-bool check_name(const uint8_t* m, size_t limit, size_t& off) {
-    size_t o = off, bound = limit, total = 0;
-    bool jumped = false;
-    for (int hops = 0;;) {
-        if (o >= bound) return false;
-        const uint8_t l = m[o];
-        if ((l & 0xC0) == 0xC0) {
-            if (o + 2 > bound || ++hops > int(dns::kMaxLabels)) return false;
-            const size_t target = size_t(l & 0x3F) << 8 | m[o + 1];
-            if (target < dns::kHeaderSize || target >= o) return false;
-            if (!jumped) off = o + 2;
-            jumped = true;
-            bound = o;
-            o = target;
-            continue;
-        }
-        if (l & 0xC0) return false;  // 0x40 / 0x80 label types
-        total += 1u + l;
-        if (total > dns::kMaxNameWire) return false;
-        if (l == 0) {
-            if (!jumped) off = o + 1;
-            return true;
-        }
-        o += 1u + l;
-    }
-}
+// moves `off` past it (dns::read_name says what a valid pointer is).
+inline bool check_name(const uint8_t* m, size_t limit, size_t& off) { return dns::read_name(m, limit, off, off); }
 
 // RDATA holding names must be exactly those names (and fixed fields) so that nothing in the
 // stored message points outside it.
@@ -107,7 +70,7 @@ bool walk_answer(const uint8_t* a, size_t len, const uint8_t* key, size_t qlen, 
     if (!(f1 & 0x80) || ((f1 >> 3) & 0x0F) != 0 || (f1 & 0x02)) return false;  // QR, opcode, TC
     const uint8_t rc = a[3] & 0x0F;
     if (rc != dns::rcode::NOERROR && rc != dns::rcode::NXDOMAIN) return false;
-    if (get_u16(a + 4) != 1) return false;
+    if (dns::get_u16(a + 4) != 1) return false;
     // The question must be the key's, uncompressed. Folding maps only 'A'-'Z', so an octet that
     // matches a length octet of the key (< 64) or the root is that very octet: same structure.
     const size_t qend = dns::kHeaderSize + qlen;
@@ -115,10 +78,10 @@ bool walk_answer(const uint8_t* a, size_t len, const uint8_t* key, size_t qlen, 
     const uint8_t* aq = a + dns::kHeaderSize;
     const size_t name_len = qlen - 4;
     for (size_t i = 0; i < name_len; ++i)
-        if (lower(aq[i]) != key[i]) return false;
+        if (dns::ascii_lower(aq[i]) != key[i]) return false;
     if (std::memcmp(aq + name_len, key + name_len, 4) != 0) return false;
 
-    const uint32_t an = get_u16(a + 6), ns = get_u16(a + 8), ar = get_u16(a + 10);
+    const uint32_t an = dns::get_u16(a + 6), ns = dns::get_u16(a + 8), ar = dns::get_u16(a + 10);
     const uint32_t records = an + ns + ar;
     uint32_t min_ttl = 0xFFFFFFFFu, soa_min = 0xFFFFFFFFu;
     bool has_soa = false, seen_opt = false;
@@ -127,9 +90,9 @@ bool walk_answer(const uint8_t* a, size_t len, const uint8_t* key, size_t qlen, 
     for (uint32_t i = 0; i < records; ++i) {
         const size_t owner = off;
         if (!check_name(a, len, off) || off + 10 > len) return false;
-        const uint16_t type = get_u16(a + off);
-        const uint32_t ttl = get_u32(a + off + 4);
-        const size_t rd = off + 10, end = rd + get_u16(a + off + 8);
+        const uint16_t type = dns::get_u16(a + off);
+        const uint32_t ttl = dns::get_u32(a + off + 4);
+        const size_t rd = off + 10, end = rd + dns::get_u16(a + off + 8);
         if (end > len) return false;
         if (type == dns::type::OPT) {
             // RFC 6891 6.1.1: additional section only, root owner, at most one; no extended rcode.
@@ -137,7 +100,7 @@ bool walk_answer(const uint8_t* a, size_t len, const uint8_t* key, size_t qlen, 
             seen_opt = true;
             for (size_t o = rd; o < end;) {  // options must tile RDATA exactly
                 if (o + 4 > end) return false;
-                o += 4u + get_u16(a + o + 2);
+                o += 4u + dns::get_u16(a + o + 2);
                 if (o > end) return false;
             }
         } else {
@@ -147,7 +110,7 @@ bool walk_answer(const uint8_t* a, size_t len, const uint8_t* key, size_t qlen, 
             if (!check_rdata(a, type, rd, end)) return false;
             if (type == dns::type::SOA && i >= an && i < an + ns) {
                 has_soa = true;
-                soa_min = std::min(soa_min, ttl_value(get_u32(a + end - 4)));
+                soa_min = std::min(soa_min, ttl_value(dns::get_u32(a + end - 4)));
             }
         }
         off = end;
@@ -379,7 +342,7 @@ size_t AnswerCache::lookup(const dns::Query& q, uint64_t now_ms, bool allow_stal
     }
 
     std::memcpy(out, s.data, s.len);
-    put_u16(out, q.id);
+    dns::put_u16(out, q.id);
     out[2] = static_cast<uint8_t>((out[2] & ~0x01) | (q.rd ? 0x01 : 0));
     std::memcpy(out + dns::kHeaderSize, q.qname, q.qname_len);  // the client's case (0x20)
     const uint8_t* offs = s.data + s.len;
@@ -388,10 +351,10 @@ size_t AnswerCache::lookup(const dns::Query& q, uint64_t now_ms, bool allow_stal
         std::memcpy(&off, offs + 2 * k, 2);
         uint8_t* p = out + off;
         if (is_stale) {
-            put_u32(p, s_.stale_ttl);
+            dns::put_u32(p, s_.stale_ttl);
         } else {
-            const uint32_t t = ttl_value(get_u32(p));
-            put_u32(p, t > elapsed ? static_cast<uint32_t>(t - elapsed) : 0);
+            const uint32_t t = ttl_value(dns::get_u32(p));
+            dns::put_u32(p, t > elapsed ? static_cast<uint32_t>(t - elapsed) : 0);
         }
     }
     s.flags |= kRef;

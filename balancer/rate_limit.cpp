@@ -10,7 +10,7 @@
 #include <new>
 #include <random>
 
-#include "balancer/message_edit.hpp"  // get_u16, next_record (inline: no link dependency)
+#include "dns/message.hpp"
 
 namespace dp::balancer {
 
@@ -457,11 +457,7 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
     size_t key_len = 21;
     if (kind != ResponseKind::Error && name != nullptr) {
         const size_t n = std::min(name_len, dns::kMaxNameWire);
-        // Label lengths (< 64) are below 'A', so lower-casing every octet is safe.
-        for (size_t i = 0; i < n; ++i) {
-            const uint8_t c = name[i];
-            key[key_len + i] = (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c;
-        }
+        for (size_t i = 0; i < n; ++i) key[key_len + i] = dns::ascii_lower(name[i]);
         key_len += n;
     }
 
@@ -497,40 +493,6 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
 
 namespace {
 
-// Reads the possibly compressed name at `off` into `out` (uncompressed, at most 255 octets) and
-// sets `next` just past it in place. Every pointer must point before the start of the labels
-// it ends, so reading always terminates.
-bool read_name(const uint8_t* m, size_t len, size_t off, uint8_t* out, size_t& out_len, size_t& next) {
-    size_t pos = off, seg_start = off, n = 0;
-    bool jumped = false;
-    while (true) {
-        if (pos >= len) return false;
-        const uint8_t l = m[pos];
-        if ((l & 0xC0) == 0xC0) {
-            if (pos + 1 >= len) return false;
-            const size_t target = static_cast<size_t>(l & 0x3F) << 8 | m[pos + 1];
-            if (target >= seg_start) return false;
-            if (!jumped) next = pos + 2;
-            jumped = true;
-            pos = seg_start = target;
-            continue;
-        }
-        if (l & 0xC0) return false;  // 0x40 / 0x80 label types
-        if (l == 0) {
-            if (n + 1 > dns::kMaxNameWire) return false;
-            out[n++] = 0;
-            if (!jumped) next = pos + 1;
-            out_len = n;
-            return true;
-        }
-        if (pos + 1 + l > len || n + 1 + l + 1 > dns::kMaxNameWire) return false;
-        std::memcpy(out + n, m + pos, 1 + l);
-        n += 1 + l;
-        pos += 1 + l;
-    }
-}
-
-
 ResponseKind as_error(ResponseClass& out) {
     out.kind = ResponseKind::Error;
     out.name_len = 0;
@@ -547,11 +509,11 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
     const uint8_t* m = answer;
     if ((m[2] & 0x80) == 0) return as_error(out);  // not an answer
     const uint16_t rcode = m[3] & 0x0F;
-    const uint16_t qd = get_u16(m + 4), an = get_u16(m + 6), ns = get_u16(m + 8), ar = get_u16(m + 10);
+    const uint16_t qd = dns::get_u16(m + 4), an = dns::get_u16(m + 6), ns = dns::get_u16(m + 8), ar = dns::get_u16(m + 10);
     if (qd != 1) return as_error(out);
     size_t off = dns::kHeaderSize;
-    if (!read_name(m, len, off, out.name, out.name_len, off) || off + 4 > len) return as_error(out);
-    out.qtype = get_u16(m + off);
+    if (!dns::read_name(m, len, off, off, out.name, &out.name_len) || off + 4 > len) return as_error(out);
+    out.qtype = dns::get_u16(m + off);
     off += 4;
     if (rcode != dns::rcode::NOERROR && rcode != dns::rcode::NXDOMAIN) return as_error(out);
     if (rcode == dns::rcode::NOERROR && an > 0) {
@@ -559,16 +521,16 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
         return out.kind;
     }
     const bool nx = rcode == dns::rcode::NXDOMAIN;
-    RecordHead r;
+    dns::RecordHead r;
     for (unsigned i = 0; i < an; ++i)
-        if (!next_record(m, len, off, r)) return as_error(out);
+        if (!dns::next_record(m, len, off, r)) return as_error(out);
     bool have_zone = false;
     for (unsigned i = 0; i < ns; ++i) {
-        if (!next_record(m, len, off, r)) return as_error(out);
+        if (!dns::next_record(m, len, off, r)) return as_error(out);
         if (r.type == dns::type::SOA && !have_zone) {
             uint8_t zone[dns::kMaxNameWire];
             size_t zone_len = 0, after = 0;
-            if (!read_name(m, len, r.owner, zone, zone_len, after)) return as_error(out);
+            if (!dns::read_name(m, len, r.owner, after, zone, &zone_len)) return as_error(out);
             std::memcpy(out.name, zone, zone_len);
             out.name_len = zone_len;
             have_zone = true;
@@ -578,7 +540,7 @@ ResponseKind classify(const uint8_t* answer, size_t len, ResponseClass& out) {
     if (!nx) {
         // An extended rcode (e.g. BADVERS) leaves 0 in the header: look for the OPT record.
         for (unsigned i = 0; i < ar; ++i) {
-            if (!next_record(m, len, off, r)) return as_error(out);
+            if (!dns::next_record(m, len, off, r)) return as_error(out);
             if (r.type == dns::type::OPT && (r.ttl >> 24) != 0) return as_error(out);
         }
     }

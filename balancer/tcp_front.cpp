@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "balancer/message_edit.hpp"
+#include "dns/message.hpp"
 #include "dns/wire.hpp"
 #include "net/sockets.hpp"
 
@@ -212,7 +212,7 @@ void TcpFront::handle_query(TcpClient* c, const uint8_t* msg, size_t len) {
     Pending* p = pool_.acquire();
     if (!p) {
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
-        const size_t r = make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        const size_t r = dns::make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
         if (r && append(c, ctx_.answer_buf, r, q.id)) m.answered(1, dns::rcode::SERVFAIL);
         return;
     }
@@ -238,9 +238,9 @@ bool TcpFront::append(TcpClient* c, const uint8_t* msg, size_t len, uint16_t id)
         c->out_cap = cap;
     }
     uint8_t* at = c->out + c->out_len;
-    put_u16(at, static_cast<uint16_t>(len));
+    dns::put_u16(at, static_cast<uint16_t>(len));
     std::memcpy(at + 2, msg, len);
-    put_u16(at + 2, id);
+    dns::put_u16(at + 2, id);
     c->out_len = need;
     ctx_.metrics.bytes_out[1].inc(len);
     mark_dirty(c);
@@ -259,7 +259,7 @@ void TcpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
         if (append(c, answer, len, p.client_id)) {
             // The worker answered with its own idle timeout; the client's is ours (RFC 7828).
             if (p.keepalive)
-                set_keepalive(c->out + c->out_len - len, len, dns::keepalive_units(ctx_.config.tcp_idle_timeout_ms));
+                dns::set_keepalive(c->out + c->out_len - len, len, dns::keepalive_units(ctx_.config.tcp_idle_timeout_ms));
             ctx_.metrics.answered(1, answer[3] & 0x0F);
             ctx_.metrics.duration[1].observe_ns(now_ns() - p.start_ns);
         }

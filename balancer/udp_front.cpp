@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "balancer/message_edit.hpp"
+#include "dns/message.hpp"
 #include "balancer/rate_limit.hpp"
 #include "net/sockets.hpp"
 
@@ -73,7 +73,7 @@ void UdpFront::parse(int i) {
     if (q.edns_keepalive && st == dns::ParseStatus::Ok) {
         // RFC 7828: edns-tcp-keepalive is never answered over UDP, but the worker sees the
         // query over TCP: take the option out before it goes there (or to the cache).
-        len = remove_option(msg, len, dns::edns_opt::TCP_KEEPALIVE);
+        len = dns::remove_option(msg, len, dns::edns_opt::TCP_KEEPALIVE);
         st = dns::parse_query(msg, len, q, why);
     }
     len_[i] = len;
@@ -110,7 +110,7 @@ void UdpFront::handle(int i, uint64_t t0) {
     if (!p) {
         // Every query slot is taken: answer at once rather than queue without bound.
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
-        const size_t r = make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+        const size_t r = dns::make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
         if (r) send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0);
         return;
     }
@@ -162,13 +162,13 @@ void UdpFront::send_answer(const sockaddr_storage& peer, socklen_t peer_len, uin
     size_t r = len;
     if (slip || len > udp_limit) {
         // A slip is the empty TC=1 answer a truncated one would be: a real client retries over TCP.
-        r = truncate_answer(answer, len, out, udp_limit);
+        r = dns::truncate_answer(answer, len, out, udp_limit);
         if (r == 0) return;  // an answer we cannot walk: nothing safe to send
         if (!slip) m.udp_truncated.inc();
     } else {
         std::memcpy(out, answer, len);
     }
-    put_u16(out, client_id);
+    dns::put_u16(out, client_id);
     out_iov_[n_out_].iov_len = r;
     ++n_out_;
     out_bytes_ += r;

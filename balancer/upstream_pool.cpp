@@ -6,7 +6,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "balancer/message_edit.hpp"
+#include "dns/message.hpp"
 #include "dns/wire.hpp"
 #include "net/sockets.hpp"
 
@@ -196,7 +196,7 @@ size_t UpstreamPool::process(UpConn* c, const uint8_t* p, size_t n) {
 }
 
 void UpstreamPool::on_answer(UpConn* c, const uint8_t* msg, size_t len) {
-    const uint16_t id = get_u16(msg);
+    const uint16_t id = dns::get_u16(msg);
     Upstream* u = c->up;
     if (c->probe) {
         if (id == kProbeId) {
@@ -208,8 +208,8 @@ void UpstreamPool::on_answer(UpConn* c, const uint8_t* msg, size_t len) {
     }
     Pending* p = id < c->slots.size() ? c->slots[id] : nullptr;
     size_t qend = 0;
-    if (!p || !question_end(msg, len, qend) ||
-        !same_question(p->query() + dns::kHeaderSize, p->qlen, msg + dns::kHeaderSize, qend - dns::kHeaderSize)) {
+    if (!p || !dns::question_end(msg, len, qend) ||
+        !dns::same_question(p->query() + dns::kHeaderSize, p->qlen, msg + dns::kHeaderSize, qend - dns::kHeaderSize)) {
         ctx_.metrics.unmatched_answers.inc();
         return;
     }
@@ -506,9 +506,9 @@ bool UpstreamPool::dispatch(Pending* p, const Upstream* avoid) {
     const size_t need = c->next_len + 2 + p->len;
     if (c->next.size() < need) c->next.resize(std::max<size_t>(need, c->next.size() * 2 + 4096));
     uint8_t* at = c->next.data() + c->next_len;
-    put_u16(at, p->len);
+    dns::put_u16(at, p->len);
     std::memcpy(at + 2, p->query(), p->len);
-    put_u16(at + 2, id);
+    dns::put_u16(at + 2, id);
     c->next_len = need;
     if (!c->dirty) {
         c->dirty = true;
@@ -581,7 +581,7 @@ bool UpstreamPool::serve_stale(Pending* p) {
 void UpstreamPool::servfail(Pending* p, ServfailReason why) {
     if (why == ServfailReason::NoWorker && serve_stale(p)) return;
     ctx_.metrics.servfail[static_cast<int>(why)].inc();
-    const size_t len = make_servfail(p->query(), p->len, ctx_.answer_buf, sizeof ctx_.answer_buf);
+    const size_t len = dns::make_servfail(p->query(), p->len, ctx_.answer_buf, sizeof ctx_.answer_buf);
     if (len) p->front->deliver(*p, ctx_.answer_buf, len);
     else p->front->forget(*p);
     release(p);

@@ -9,11 +9,9 @@ namespace dp::dns {
 
 namespace {
 
-inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
-
 std::string to_lower(std::string_view s) {
     std::string r(s);
-    for (char& c : r) c = static_cast<char>(lower(static_cast<uint8_t>(c)));
+    for (char& c : r) c = static_cast<char>(ascii_lower(static_cast<uint8_t>(c)));
     return r;
 }
 
@@ -27,7 +25,7 @@ bool label_is(const uint8_t* label, const char (&text)[N]) {
     constexpr size_t n = N - 1;  // a literal: its length is known at compile time
     if (label[0] != n) return false;
     for (size_t i = 0; i < n; ++i)
-        if (lower(label[1 + i]) != static_cast<uint8_t>(text[i])) return false;
+        if (ascii_lower(label[1 + i]) != static_cast<uint8_t>(text[i])) return false;
     return true;
 }
 
@@ -193,7 +191,7 @@ struct OctetTable {
     constexpr OctetTable() {
         for (int c = 0; c < 256; ++c) {
             const bool host = c > 0x20 && c < 0x7F && c != '.';
-            v[c] = static_cast<uint16_t>((c >= 'A' && c <= 'Z' ? c + 32 : c) | (host ? 0 : kNotHost) |
+            v[c] = static_cast<uint16_t>(ascii_lower(static_cast<uint8_t>(c)) | (host ? 0 : kNotHost) |
                                          (c == '_' ? kUnderscore : 0));
         }
     }

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "dns/wire.hpp"
+
 namespace dp::dns {
 
 PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32_t memo_entries)
@@ -182,8 +184,7 @@ bool PublicSuffix::load_rule_tree(const std::string& path, bool private_section)
         std::string rule = line.substr(0, line.find_first_of(" \t\r"));
         if (rule.empty() || (in_private && !private_section)) continue;
         if (rule[0] == '!') rule.erase(0, 1);  // an exception has as many labels as its rule
-        for (char& c : rule)
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+        for (char& c : rule) c = static_cast<char>(ascii_lower(static_cast<uint8_t>(c)));
         // Labels in UTF-8 are taken in their ACE form, as queries spell them; one that cannot
         // be converted leaves the suffix right of it Open.
         std::string ace;

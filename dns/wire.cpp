@@ -4,14 +4,6 @@
 
 namespace dp::dns {
 
-namespace {
-
-inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-
-inline uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
-
-}  // namespace
-
 bool skip_name(const uint8_t* msg, size_t len, size_t& off) {
     size_t total = 0;
     while (off < len) {
@@ -61,7 +53,7 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
         why = Malformed::TooShort;
         return ParseStatus::Drop;
     }
-    q.id = rd16(msg);
+    q.id = get_u16(msg);
     const uint8_t f1 = msg[2], f2 = msg[3];
     if (f1 & 0x80) {
         why = Malformed::IsResponse;
@@ -70,7 +62,7 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
     q.opcode = (f1 >> 3) & 0x0F;
     q.rd = f1 & 0x01;
     q.cd = f2 & 0x10;
-    const uint16_t qd = rd16(msg + 4), an = rd16(msg + 6), ns = rd16(msg + 8), ar = rd16(msg + 10);
+    const uint16_t qd = get_u16(msg + 4), an = get_u16(msg + 6), ns = get_u16(msg + 8), ar = get_u16(msg + 10);
 
     if (qd != 1) {
         why = Malformed::QdCount;
@@ -104,8 +96,8 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
     q.qname = msg + kHeaderSize;
     q.qname_len = static_cast<uint16_t>(name_len);
     q.label_count = labels;
-    q.qtype = rd16(msg + off);
-    q.qclass = rd16(msg + off + 2);
+    q.qtype = get_u16(msg + off);
+    q.qclass = get_u16(msg + off + 2);
     off += 4;
     q.question_end = off;
     q.question_ok = true;
@@ -122,10 +114,10 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
             why = Malformed::Record;
             return ParseStatus::FormErr;
         }
-        const uint16_t rtype = rd16(msg + off);
-        const uint16_t rclass = rd16(msg + off + 2);
-        const uint32_t ttl = uint32_t(rd16(msg + off + 4)) << 16 | rd16(msg + off + 6);
-        const uint16_t rdlen = rd16(msg + off + 8);
+        const uint16_t rtype = get_u16(msg + off);
+        const uint16_t rclass = get_u16(msg + off + 2);
+        const uint32_t ttl = uint32_t(get_u16(msg + off + 4)) << 16 | get_u16(msg + off + 6);
+        const uint16_t rdlen = get_u16(msg + off + 8);
         off += 10;
         if (off + rdlen > len) {
             why = Malformed::Record;
@@ -151,7 +143,7 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
                     why = Malformed::Opt;
                     return ParseStatus::FormErr;
                 }
-                const uint16_t code = rd16(msg + o), olen = rd16(msg + o + 2);
+                const uint16_t code = get_u16(msg + o), olen = get_u16(msg + o + 2);
                 o += 4;
                 if (o + olen > end) {
                     why = Malformed::Opt;
@@ -179,7 +171,7 @@ bool name_equal_ci(const uint8_t* a, const uint8_t* b) {
         if (la != lb) return false;
         if (la == 0) return true;
         for (uint8_t i = 1; i <= la; ++i)
-            if (lower(a[i]) != lower(b[i])) return false;
+            if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
         a += la + 1;
         b += lb + 1;
     }

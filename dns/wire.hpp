@@ -35,6 +35,25 @@ namespace edns_opt {
 inline constexpr uint16_t NSID = 3, COOKIE = 10, TCP_KEEPALIVE = 11, PADDING = 12;
 }
 
+// Fixed-size fields in network order, and ASCII case folding (RFC 4343: DNS names compare
+// ignoring ASCII case only). The one definition every part of the project uses.
+inline uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t get_u32(const uint8_t* p) {
+    return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+inline void put_u16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+inline void put_u32(uint8_t* p, uint32_t v) {
+    p[0] = static_cast<uint8_t>(v >> 24);
+    p[1] = static_cast<uint8_t>(v >> 16);
+    p[2] = static_cast<uint8_t>(v >> 8);
+    p[3] = static_cast<uint8_t>(v);
+}
+// Label length octets (< 64) are below 'A', so folding a whole wire name octet by octet is safe.
+constexpr uint8_t ascii_lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + 32) : c; }
+
 // Why a message could not be answered normally; each reason is a metric label.
 enum class Malformed : uint8_t {
     None,

@@ -8,11 +8,11 @@
 #include <random>
 #include <vector>
 
+#include "dns/message.hpp"
 #include "dns/policy.hpp"
 #include "net/dns_stream.hpp"
 #ifdef DP_FUZZ_BALANCER
 #include "balancer/answer_cache.hpp"
-#include "balancer/message_edit.hpp"
 #include "balancer/rate_limit.hpp"
 #endif
 
@@ -74,20 +74,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #ifdef DP_FUZZ_BALANCER
     // The balancer walks answers from workers and queries from clients with these.
     size_t qend = 0;
-    if (dp::balancer::question_end(data, size, qend)) check(qend >= 12 && qend <= size, "question end out of bounds");
+    if (dp::dns::question_end(data, size, qend)) check(qend >= 12 && qend <= size, "question end out of bounds");
     uint8_t small[600];
-    const size_t t = dp::balancer::truncate_answer(data, size, small, sizeof small);
+    const size_t t = dp::dns::truncate_answer(data, size, small, sizeof small);
     check(t == 0 || (t >= 12 && t <= sizeof small), "truncated answer size");
-    const size_t f = dp::balancer::make_servfail(data, size, small, sizeof small);
+    const size_t f = dp::dns::make_servfail(data, size, small, sizeof small);
     check(f == 0 || (f >= 12 && f <= sizeof small), "SERVFAIL size");
-    if (size > 24) dp::balancer::same_question(data + 12, size / 2 - 12, data + size / 2, size - size / 2);
+    if (size > 24) dp::dns::same_question(data + 12, size / 2 - 12, data + size / 2, size - size / 2);
     if (size <= 4096) {
         static uint8_t copy[4096];
         std::memcpy(copy, data, size);
-        dp::balancer::set_keepalive(copy, size, 77);
-        const size_t r = dp::balancer::remove_option(copy, size, dp::dns::edns_opt::TCP_KEEPALIVE);
+        dp::dns::set_keepalive(copy, size, 77);
+        const size_t r = dp::dns::remove_option(copy, size, dp::dns::edns_opt::TCP_KEEPALIVE);
         check(r <= size, "option removal grew the message");
-        dp::balancer::remove_option(copy, r, dp::dns::edns_opt::NSID);
+        dp::dns::remove_option(copy, r, dp::dns::edns_opt::NSID);
     }
 
     // The cache stores worker answers and serves them to later queries; RRL classifies every

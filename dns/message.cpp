@@ -1,21 +1,19 @@
-#include "balancer/message_edit.hpp"
+#include "dns/message.hpp"
 
 #include <cstring>
 
-#include "dns/wire.hpp"
-
-namespace dp::balancer {
+namespace dp::dns {
 
 bool question_end(const uint8_t* msg, size_t len, size_t& end) {
-    if (len < dns::kHeaderSize) return false;
+    if (len < kHeaderSize) return false;
     const uint16_t qd = get_u16(msg + 4);
-    size_t off = dns::kHeaderSize;
+    size_t off = kHeaderSize;
     if (qd == 0) {
         end = off;
         return true;
     }
     if (qd != 1) return false;
-    // The worker echoes the question uncompressed; a pointer here would be someone else's message.
+    // Our servers echo the question uncompressed; a pointer here would be someone else's message.
     while (off < len && msg[off] != 0) {
         if (msg[off] & 0xC0) return false;
         off += 1 + msg[off];
@@ -31,20 +29,40 @@ bool same_question(const uint8_t* a, size_t alen, const uint8_t* b, size_t blen)
     if (alen != blen) return false;
     if (alen == 0) return true;
     if (alen < 5) return false;
-    // Folding the length octets too is harmless: a label length is at most 63, below 'A'.
-    for (size_t i = 0; i + 4 < alen; ++i) {
-        uint8_t x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x |= 0x20;
-        if (y >= 'A' && y <= 'Z') y |= 0x20;
-        if (x != y) return false;
-    }
+    for (size_t i = 0; i + 4 < alen; ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
     return std::memcmp(a + alen - 4, b + blen - 4, 4) == 0;
 }
 
-namespace {
+bool read_name(const uint8_t* m, size_t limit, size_t off, size_t& next, uint8_t* out, size_t* out_len) {
+    size_t o = off, bound = limit, total = 0;
+    bool jumped = false;
+    for (int hops = 0;;) {
+        if (o >= bound) return false;
+        const uint8_t l = m[o];
+        if ((l & 0xC0) == 0xC0) {
+            if (o + 2 > bound || ++hops > int(kMaxLabels)) return false;
+            const size_t target = size_t(l & 0x3F) << 8 | m[o + 1];
+            if (target < kHeaderSize || target >= o) return false;
+            if (!jumped) next = o + 2;
+            jumped = true;
+            bound = o;
+            o = target;
+            continue;
+        }
+        if (l & 0xC0) return false;  // 0x40 / 0x80 label types
+        if (total + 1u + l > kMaxNameWire || o + 1u + l > bound) return false;
+        if (out) std::memcpy(out + total, m + o, 1u + l);
+        total += 1u + l;
+        if (l == 0) {
+            if (!jumped) next = o + 1;
+            if (out_len) *out_len = total;
+            return true;
+        }
+        o += 1u + l;
+    }
+}
 
-// Walks every record after the question; finds the OPT record in the additional section
-// (opt_len 0 when there is none). False when the message cannot be walked.
 bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_t& opt_len) {
     size_t off = qend;
     opt_at = opt_len = 0;
@@ -53,7 +71,7 @@ bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_
     for (uint32_t i = 0; i < records; ++i) {
         RecordHead r;
         if (!next_record(msg, len, off, r)) return false;
-        if (r.type == dns::type::OPT && i >= before_additional) {
+        if (r.type == type::OPT && i >= before_additional) {
             opt_at = r.owner;
             opt_len = off - r.owner;
         }
@@ -61,13 +79,15 @@ bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_
     return true;
 }
 
-// Offset of EDNS option `code` (its code octets) in `msg`, and the offset of the OPT record's
-// RDLENGTH; 0 when absent or the message cannot be walked.
+namespace {
+
+// Offset of the first EDNS option `code` (its code octets) in `msg`, and the offset of the OPT
+// record's RDLENGTH; 0 when absent or the message cannot be walked.
 size_t find_option(const uint8_t* msg, size_t len, uint16_t code, size_t& rdlen_at) {
     size_t qend, opt_at, opt_len;
     if (!question_end(msg, len, qend) || !find_opt(msg, len, qend, opt_at, opt_len) || opt_len == 0) return 0;
     size_t off = opt_at;
-    if (!dns::skip_name(msg, len, off)) return 0;
+    if (!skip_name(msg, len, off)) return 0;
     rdlen_at = off + 8;
     const size_t end = opt_at + opt_len;
     for (off += 10; off + 4 <= end;) {
@@ -82,18 +102,22 @@ size_t find_option(const uint8_t* msg, size_t len, uint16_t code, size_t& rdlen_
 }  // namespace
 
 size_t remove_option(uint8_t* msg, size_t len, uint16_t code) {
-    size_t rdlen_at = 0;
-    const size_t at = find_option(msg, len, code, rdlen_at);
-    if (at == 0) return len;
-    const size_t cut = 4 + get_u16(msg + at + 2);
-    std::memmove(msg + at, msg + at + cut, len - at - cut);
-    put_u16(msg + rdlen_at, static_cast<uint16_t>(get_u16(msg + rdlen_at) - cut));
-    return len - cut;
+    // A query may carry an option more than once; every copy goes (each pass removes one and
+    // shortens the message, so this ends).
+    for (;;) {
+        size_t rdlen_at = 0;
+        const size_t at = find_option(msg, len, code, rdlen_at);
+        if (at == 0) return len;
+        const size_t cut = 4 + get_u16(msg + at + 2);
+        std::memmove(msg + at, msg + at + cut, len - at - cut);
+        put_u16(msg + rdlen_at, static_cast<uint16_t>(get_u16(msg + rdlen_at) - cut));
+        len -= cut;
+    }
 }
 
 bool set_keepalive(uint8_t* msg, size_t len, uint16_t timeout_100ms) {
     size_t rdlen_at = 0;
-    const size_t at = find_option(msg, len, dns::edns_opt::TCP_KEEPALIVE, rdlen_at);
+    const size_t at = find_option(msg, len, edns_opt::TCP_KEEPALIVE, rdlen_at);
     if (at == 0 || get_u16(msg + at + 2) != 2) return false;
     put_u16(msg + at + 4, timeout_100ms);
     return true;
@@ -105,30 +129,30 @@ size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t c
     if (!question_end(answer, len, qend) || !find_opt(answer, len, qend, opt_at, opt_len)) return 0;
     if (qend + opt_len > cap) return 0;
     std::memcpy(out, answer, qend);
-    dns::set_counts(out, get_u16(answer + 4), 0, 0, opt_len ? 1 : 0);
-    dns::set_tc(out);
+    set_counts(out, get_u16(answer + 4), 0, 0, opt_len ? 1 : 0);
+    set_tc(out);
     if (opt_len) std::memcpy(out + qend, answer + opt_at, opt_len);
     return qend + opt_len;
 }
 
 size_t make_servfail(const uint8_t* query, size_t len, uint8_t* out, size_t cap) {
-    dns::Query q;
-    dns::Malformed why;
-    if (dns::parse_query(query, len, q, why) == dns::ParseStatus::Drop) return 0;
-    dns::Writer w(out, cap);
-    dns::write_header(w, q, dns::HeaderFlags{false, false, dns::rcode::SERVFAIL});
-    if (q.question_ok) w.bytes(query + dns::kHeaderSize, q.question_end - dns::kHeaderSize);
+    Query q;
+    Malformed why;
+    if (parse_query(query, len, q, why) == ParseStatus::Drop) return 0;
+    Writer w(out, cap);
+    write_header(w, q, HeaderFlags{false, false, rcode::SERVFAIL});
+    if (q.question_ok) w.bytes(query + kHeaderSize, q.question_end - kHeaderSize);
     if (q.edns) {
         // RFC 6891 7: a query with OPT gets an OPT back.
         w.u8(0);
-        w.u16(dns::type::OPT);
-        w.u16(dns::kUdpPayloadCap);
+        w.u16(type::OPT);
+        w.u16(kUdpPayloadCap);
         w.u32(0);
         w.u16(0);
     }
     if (w.overflow()) return 0;
-    dns::set_counts(out, q.question_ok ? 1 : 0, 0, 0, q.edns ? 1 : 0);
+    set_counts(out, q.question_ok ? 1 : 0, 0, 0, q.edns ? 1 : 0);
     return w.size();
 }
 
-}  // namespace dp::balancer
+}  // namespace dp::dns
