@@ -12,10 +12,13 @@
 #include "balancer/balancer_config.hpp"
 #include "balancer/balancer_metrics.hpp"
 
+namespace dp::net {
+struct Conn;
+}
+
 namespace dp::balancer {
 
 struct Pending;
-struct TcpClient;
 struct UpConn;
 
 // A client-facing transport. Exactly one of deliver/forget is called for every Pending
@@ -45,7 +48,7 @@ inline constexpr size_t kMaxQuery = 4096;    // larger queries are dropped (reas
 struct Pending {
     // The client.
     Front* front;
-    TcpClient* client;  // TCP only
+    net::Conn* client;  // TCP only
     sockaddr_storage peer;  // UDP only
     socklen_t peer_len;
     uint16_t client_id;
@@ -65,8 +68,9 @@ struct Pending {
     uint64_t start_ns;
     uint64_t deadline_ms;          // loop time at which the client gets SERVFAIL (or nothing)
     uint64_t attempt_deadline_ms;  // loop time at which this attempt counts as failed
-    Pending* prev;  // the connection's list ordered by attempt deadline, or the free list
+    Pending* prev;  // the connection's list ordered by attempt deadline, the wait list, or the free list
     Pending* next;
+    bool waiting;   // on the wait list: no worker connection had a free query ID
 
     uint8_t* query() { return heap ? heap : inline_query; }
     const uint8_t* query() const { return heap ? heap : inline_query; }
@@ -84,7 +88,7 @@ struct BalancerContext {
     uint8_t answer_buf[AnswerCache::kMaxAnswer];
 
     bool cache_on() const { return cache->settings().max_entries != 0; }
-    std::vector<Flushable*> flushables;  // flushed in order after every event
+    std::vector<Flushable*> flushables;  // flushed in order once per loop iteration (and by the UDP front per batch)
 
     void flush_all() {
         for (Flushable* f : flushables) f->flush();

@@ -6,9 +6,9 @@ namespace {
 constexpr const char* kTransportNames[BalancerMetrics::kTransports] = {"udp", "tcp"};
 constexpr const char* kRcodeNames[BalancerMetrics::kRcodes] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
                                                                "NOTIMP",  "REFUSED", "YXDOMAIN", "other"};
-constexpr const char* kCloseNames[] = {"idle", "evicted", "peer", "error", "shutdown", "bad_length"};
 constexpr const char* kDropNames[] = {"malformed", "oversized", "deadline"};
-constexpr const char* kServfailNames[] = {"no_worker", "deadline", "overload"};
+constexpr const char* kServfailNames[] = {"no_worker", "deadline", "retries_exhausted", "busy", "overload"};
+static_assert(sizeof kServfailNames / sizeof kServfailNames[0] == static_cast<size_t>(ServfailReason::Count));
 constexpr const char* kFailNames[] = {"connect", "reset", "timeout", "probe"};
 }  // namespace
 
@@ -21,9 +21,9 @@ void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
                     "Time from receiving a query to handing its answer to the kernel",
                     {{"transport", kTransportNames[t]}}, &duration[t]);
         r.counter("domain_park_balancer_received_bytes_total", "DNS payload octets received from clients",
-                  {{"transport", kTransportNames[t]}}, &bytes_in[t]);
+                  {{"transport", kTransportNames[t]}}, t == 0 ? &udp_bytes_in : &tcp.bytes_in);
         r.counter("domain_park_balancer_sent_bytes_total", "DNS payload octets sent to clients",
-                  {{"transport", kTransportNames[t]}}, &bytes_out[t]);
+                  {{"transport", kTransportNames[t]}}, t == 0 ? &udp_bytes_out : &tcp.bytes_out);
     }
     for (int i = 0; i < static_cast<int>(DropReason::Count); ++i)
         r.counter("domain_park_balancer_dropped_total", "Queries received and never answered, by reason",
@@ -42,22 +42,15 @@ void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
     r.counter("domain_park_balancer_udp_truncated_total", "UDP answers sent with TC=1 because they did not fit", {},
               &udp_truncated);
     r.counter("domain_park_balancer_udp_send_failed_total", "UDP answers the kernel refused", {}, &udp_send_failed);
-    r.counter("domain_park_balancer_tcp_connections_accepted_total", "Client TCP connections accepted", {},
-              &tcp_accepted);
-    r.gauge("domain_park_balancer_tcp_connections_open", "Client TCP connections open (including closing ones)", {},
-            &tcp_open);
-    for (int c = 0; c < static_cast<int>(CloseReason::Count); ++c)
-        r.counter("domain_park_balancer_tcp_connections_closed_total", "Client TCP connections closed, by reason",
-                  {{"reason", kCloseNames[c]}}, &tcp_closed[c]);
-    r.counter("domain_park_balancer_tcp_read_paused_total",
-              "Times reading a client TCP connection paused (unsent answers or unanswered queries at the cap)", {},
-              &tcp_read_paused);
-    r.counter("domain_park_balancer_tcp_oversized_input_total",
-              "Client TCP connections closed for buffering too much input", {}, &tcp_oversized_input);
+    r.gauge("domain_park_balancer_waiting_queries",
+            "Client queries waiting for a free query ID on the workers' connections", {}, &waiting);
+    tcp.register_all(r, "domain_park_balancer_", "Client");
     r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "success"}},
               &reloads_ok);
     r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "failure"}},
               &reloads_failed);
+    r.gauge("domain_park_balancer_config_restart_required",
+            "1 when the last reload met settings that change only on restart (see the log)", {}, &restart_required);
 }
 
 void register_cache_metrics(net::MetricsRegistry& r, const CacheStats& s) {

@@ -9,14 +9,16 @@
 #include "balancer/answer_cache.hpp"
 #include "balancer/rate_limit.hpp"
 #include "net/metrics.hpp"
+#include "net/tcp_engine.hpp"
 
 namespace dp::balancer {
 
-enum class CloseReason : uint8_t { Idle, Evicted, Peer, Error, Shutdown, BadLength, Count };
 // Queries received and never answered.
 enum class DropReason : uint8_t { Malformed, Oversized, Deadline, Count };
-// SERVFAIL answers the balancer made itself.
-enum class ServfailReason : uint8_t { NoWorker, Deadline, Overload, Count };
+// SERVFAIL answers the balancer made itself: no healthy worker; the deadline passed (waiting for
+// a worker's answer); the retries ran out with time left; the deadline passed waiting for a free
+// query ID on the workers' connections; every query slot (max_inflight) taken.
+enum class ServfailReason : uint8_t { NoWorker, Deadline, RetriesExhausted, Busy, Overload, Count };
 // What counts against a worker's health.
 enum class FailReason : uint8_t { Connect, Reset, Timeout, Probe, Count };
 
@@ -43,18 +45,15 @@ struct BalancerMetrics {
     net::Counter deadline_expired;
     net::Counter unmatched_answers;  // from a worker, matching no query in flight (late or bogus)
     net::Gauge inflight;
-    net::Counter bytes_in[kTransports], bytes_out[kTransports];
+    net::Counter udp_bytes_in, udp_bytes_out;
     net::Counter udp_truncated;
     net::Counter udp_send_failed;
-    net::Counter tcp_accepted;
-    net::Gauge tcp_open;
-    net::Counter tcp_closed[static_cast<int>(CloseReason::Count)];
-    net::Counter tcp_read_paused;
-    net::Counter tcp_oversized_input;
+    net::TcpStats tcp;  // client connections, their limits, TCP payload octets (the engine's)
+    net::Gauge waiting;  // queries waiting for a free query ID on the workers' connections
     net::Counter reloads_ok, reloads_failed;
+    net::Gauge restart_required;  // 1 while the file asks for settings only a restart applies
 
     void answered(int transport, uint8_t rcode) { requests[transport][rcode < kRcodes - 1 ? rcode : kRcodes - 1].inc(); }
-    void close(CloseReason r) { tcp_closed[static_cast<int>(r)].inc(); }
     void drop(DropReason r) { dropped[static_cast<int>(r)].inc(); }
 
     void register_all(net::MetricsRegistry& r) const;

@@ -6,6 +6,7 @@
 #include "balancer/tcp_front.hpp"
 #include "balancer/udp_front.hpp"
 #include "balancer/upstream_pool.hpp"
+#include "dns/policy.hpp"
 #include "net/sockets.hpp"
 
 namespace dp::balancer {
@@ -16,11 +17,23 @@ void log_line(const std::string& s) { std::fprintf(stderr, "domain-park-balancer
 uint32_t share(uint32_t total, unsigned threads) { return std::max<uint32_t>(1, (total + threads - 1) / threads); }
 }  // namespace
 
+uint64_t client_fd_budget(const BalancerConfig& c) {
+    // Descriptors the process keeps for itself: stdio, loops, signals, the metrics endpoint, and
+    // per thread its UDP and TCP sockets and its connections to every worker.
+    const uint64_t threads = std::max<uint32_t>(1, c.threads);
+    const uint64_t per_thread = 2 * c.listen.size() + uint64_t(c.workers.size()) * c.upstream_max_connections + 8;
+    const uint64_t reserved = 64 + c.serving.metrics_threads + threads * per_thread;
+    const uint64_t fds = net::raise_fd_limit();
+    return fds > reserved + threads ? (fds - reserved) / threads : 2;
+}
+
 BalancerConfig thread_share(const BalancerConfig& c, unsigned threads) {
     BalancerConfig t = c;
     if (threads <= 1) return t;
     t.max_inflight = share(c.max_inflight, threads);
-    t.tcp_max_connections = share(c.tcp_max_connections, threads);
+    t.serving.tcp_max_connections = share(c.serving.tcp_max_connections, threads);
+    t.serving.tcp_max_input_bytes = std::max<uint64_t>(65536, c.serving.tcp_max_input_bytes / threads);
+    t.serving.tcp_max_output_bytes = std::max<uint64_t>(65536, c.serving.tcp_max_output_bytes / threads);
     if (c.cache.max_entries) {
         t.cache.max_entries = share(static_cast<uint32_t>(c.cache.max_entries), threads);
         t.cache.max_bytes = share(static_cast<uint32_t>(std::min<size_t>(c.cache.max_bytes, 0xFFFFFFFFu)), threads);
@@ -52,6 +65,23 @@ Engine::Engine(unsigned index, const BalancerConfig& config) : index_(index) {
     ctx_.cache = cache_.get();
     ctx_.requests = requests_.get();
     ctx_.responses = responses_.get();
+    load_suffix_list();
+}
+
+void Engine::load_suffix_list() {
+    if (!responses_->enabled()) {
+        responses_->set_suffix_list(nullptr);
+        psl_.reset();
+        return;
+    }
+    try {
+        auto next = dns::load_suffix_list(ctx_.config.psl);
+        responses_->set_suffix_list(next.get());
+        psl_ = std::move(next);
+    } catch (const std::exception& e) {
+        // Validated by the main thread before the reload was posted; keep what there is.
+        log_line("thread " + std::to_string(index_) + ": " + e.what());
+    }
 }
 
 Engine::~Engine() {
@@ -69,15 +99,15 @@ bool Engine::open(std::string& error) {
         net::parse_host_port(l, host, port, err);  // validated by load_config
         addrs.emplace_back(host, port);
     }
-    if (c.udp) {
+    if (c.serving.udp) {
         for (const auto& [host, port] : addrs) {
             auto u = std::make_unique<UdpFront>(&loop_, ctx_, *pool_, host, port);
             if (!u->start(error)) return false;
             udp_.push_back(std::move(u));
         }
     }
-    if (c.tcp) {
-        tcp_ = std::make_unique<TcpFront>(&loop_, ctx_, *pool_);
+    if (c.serving.tcp) {
+        tcp_ = std::make_unique<TcpFront>(&loop_, ctx_, *pool_, client_fd_budget(c));
         if (!tcp_->start(addrs, error)) return false;
     }
     // Flush order: queries to the workers first, then answers to the clients.
@@ -85,6 +115,16 @@ bool Engine::open(std::string& error) {
     for (auto& u : udp_) ctx_.flushables.push_back(u.get());
     if (tcp_) ctx_.flushables.push_back(tcp_.get());
     pool_->start();
+    // Everything one loop iteration produced goes out once: after polling (check) and before
+    // the loop waits again (prepare: what timers produced).
+    uv_prepare_init(&loop_, &prepare_);
+    prepare_.data = this;
+    uv_prepare_start(&prepare_, [](uv_prepare_t* p) { static_cast<Engine*>(p->data)->ctx_.flush_all(); });
+    uv_check_init(&loop_, &check_);
+    check_.data = this;
+    uv_check_start(&check_, [](uv_check_t* k) { static_cast<Engine*>(k->data)->ctx_.flush_all(); });
+    uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
     // Expired entries are also dropped when met; this reclaims the ones never asked again.
     uv_timer_init(&loop_, &cache_sweeper_);
     cache_sweeper_.data = this;
@@ -152,7 +192,9 @@ void Engine::reload(const BalancerConfig& full) {
     cache_->reconfigure(c.cache);
     requests_->reconfigure(c.rate_limit);
     responses_->reconfigure(c.rate_limit);
+    load_suffix_list();
     pool_->reconfigure();
+    if (tcp_) tcp_->reconfigure();
     ctx_.flush_all();
 }
 
@@ -164,7 +206,7 @@ void Engine::stop() {
     for (auto& u : udp_) u->stop();
     if (tcp_) tcp_->shutdown();
     ctx_.flush_all();
-    drain_deadline_ms_ = uv_now(&loop_) + ctx_.config.shutdown_grace_ms;
+    drain_deadline_ms_ = uv_now(&loop_) + ctx_.config.serving.shutdown_grace_ms;
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
     uv_timer_start(&drain_timer_, [](uv_timer_t* t) { static_cast<Engine*>(t->data)->check_drained(); }, 0, 20);

@@ -17,6 +17,7 @@
 #include "balancer/answer_cache.hpp"
 #include "balancer/balancer_context.hpp"
 #include "balancer/rate_limit.hpp"
+#include "dns/public_suffix.hpp"
 #include "net/metrics.hpp"
 
 namespace dp::balancer {
@@ -25,6 +26,9 @@ class UpstreamPool;
 class UdpFront;
 class TcpFront;
 
+// Descriptors one thread may give to client TCP connections: its share of the process's limit
+// (raised to the hard limit) after what the process needs for everything else.
+uint64_t client_fd_budget(const BalancerConfig& c);
 // The share of the process-wide limits one of `threads` threads gets (at least 1).
 BalancerConfig thread_share(const BalancerConfig& c, unsigned threads);
 
@@ -53,6 +57,9 @@ public:
 private:
     void run();
     void on_command();
+    // Response rate limiting keys answers on the registrable domain: the list, loaded while it
+    // is on (and again when its settings change).
+    void load_suffix_list();
     void reload(const BalancerConfig& next);
     void stop();
     void check_drained();
@@ -65,7 +72,10 @@ private:
     std::unique_ptr<AnswerCache> cache_;
     std::unique_ptr<RequestLimiter> requests_;
     std::unique_ptr<ResponseLimiter> responses_;
+    std::unique_ptr<dns::PublicSuffix> psl_;  // while response rate limiting is on
     uv_timer_t cache_sweeper_{};
+    uv_prepare_t prepare_{};  // once per loop iteration, before waiting: flush everything
+    uv_check_t check_{};      // and after polling
     std::unique_ptr<UpstreamPool> pool_;
     std::vector<std::unique_ptr<UdpFront>> udp_;
     std::unique_ptr<TcpFront> tcp_;

@@ -9,6 +9,7 @@
 
 #include "balancer/balancer_config.hpp"
 #include "balancer/engine.hpp"
+#include "dns/policy.hpp"
 #include "net/metrics.hpp"
 #include "net/sockets.hpp"
 
@@ -21,6 +22,11 @@ namespace {
 using namespace dp::balancer;
 
 void log_line(const std::string& s) { std::fprintf(stderr, "domain-park-balancer: %s\n", s.c_str()); }
+
+// What only loading can tell: the Public Suffix List response rate limiting keys answers on.
+void validate(const BalancerConfig& c) {
+    if (ResponseLimiter::enabled_by(c.rate_limit)) dp::dns::load_suffix_list(c.psl);
+}
 
 // The scrape side: every thread's metrics, summed by the registry.
 class Export : public prometheus::Collectable {
@@ -50,42 +56,31 @@ struct App {
     // The reload counters live in thread 0's metrics; only this (main) thread bumps them.
     BalancerMetrics& metrics() { return engines.front()->metrics(); }
 
+    // SIGHUP: the file and flags again. Everything the schema marks live goes to every thread
+    // (each takes its share and re-derives what depends on it); what changes only on restart
+    // keeps its running value, and the log line and a gauge say so.
     void reload() {
         BalancerConfig next;
+        dp::config::Cli cli;
         try {
-            load_config(argc, argv, next);
+            load_config(argc, argv, next, cli);
+            validate(next);
         } catch (const std::exception& e) {
             metrics().reloads_failed.inc();
             log_line(std::string("reload failed, keeping the running configuration: ") + e.what());
             return;
         }
-        // The settings that change only on restart keep their running values; everything else
-        // is the new file's, and each engine takes the whole record.
-        bool kept = false;
-        auto keep = [&](auto field) {
-            if (next.*field != config.*field) {
-                next.*field = config.*field;
-                kept = true;
-            }
-        };
-        keep(&BalancerConfig::listen);
-        keep(&BalancerConfig::udp);
-        keep(&BalancerConfig::tcp);
-        keep(&BalancerConfig::metrics);
-        keep(&BalancerConfig::threads);
-        keep(&BalancerConfig::max_inflight);
-        keep(&BalancerConfig::upstream_connections);
-        keep(&BalancerConfig::upstream_max_outstanding);
-        keep(&BalancerConfig::udp_rcvbuf);
-        keep(&BalancerConfig::tcp_max_connections);
-        keep(&BalancerConfig::tcp_backlog);
-        if (kept)
-            log_line("reload: listen/metrics addresses, threads, max_inflight, upstream_connections, "
-                     "upstream_max_outstanding and socket sizes change only on restart; kept the old ones");
+        const std::vector<std::string> kept = balancer_schema().keep_restart_only(next, config);
         config = next;
         for (auto& e : engines) e->post_reload(config);
         metrics().reloads_ok.inc();
-        log_line("reloaded configuration: " + std::to_string(config.workers.size()) + " worker(s)");
+        metrics().restart_required.set(kept.empty() ? 0 : 1);
+        std::string line = "reloaded configuration: " + std::to_string(config.workers.size()) + " worker(s)";
+        if (!kept.empty()) {
+            line += "; changed settings that apply only on restart kept their running values:";
+            for (const auto& k : kept) line.append(" ").append(k);
+        }
+        log_line(line);
     }
 
     // SIGTERM: every thread stops reading, answers what is in flight (bounded by
@@ -115,18 +110,23 @@ int main(int argc, char** argv) {
     app->argc = argc;
     app->argv = argv;
     g_app = app.get();
+    dp::config::Cli cli;
     try {
-        switch (load_config(argc, argv, app->config)) {
-            case CliAction::Help: std::fputs(usage(), stdout); return 0;
-            case CliAction::Version: std::printf("domain-park-balancer %s\n", DOMAIN_PARK_VERSION); return 0;
-            case CliAction::Run: break;
+        switch (load_config(argc, argv, app->config, cli)) {
+            case dp::config::CliAction::Help: std::fputs(usage().c_str(), stdout); return 0;
+            case dp::config::CliAction::Version: std::printf("domain-park-balancer %s\n", DOMAIN_PARK_VERSION); return 0;
+            case dp::config::CliAction::SettingsTable:
+                std::fputs(balancer_schema().markdown().c_str(), stdout);
+                return 0;
+            case dp::config::CliAction::Run: break;
         }
+        validate(app->config);
     } catch (const std::exception& e) {
         log_line(e.what());
         return 2;
     }
     const BalancerConfig& config = app->config;
-    if (config.check_only) {
+    if (cli.check_only) {
         std::printf("configuration is valid\n");
         return 0;
     }
@@ -142,9 +142,12 @@ int main(int argc, char** argv) {
         app->engines.push_back(std::move(e));
     }
     app->exporter = std::make_shared<Export>(app->engines);
-    if (!config.metrics.empty()) {
+    std::string metrics_at;
+    if (!config.serving.metrics.empty()) {
         try {
-            app->exposer = dp::net::serve_metrics(config.metrics, std::make_shared<dp::net::MetricsRegistry>());
+            app->exposer = dp::net::serve_metrics(config.serving.metrics, std::make_shared<dp::net::MetricsRegistry>(),
+                                                  config.serving.metrics_threads, config.serving.metrics_timeout_ms,
+                                                  metrics_at);
             app->exposer->RegisterCollectable(app->exporter);
         } catch (const std::exception& e) {
             log_line(e.what());
@@ -162,13 +165,13 @@ int main(int argc, char** argv) {
     // and the engines' threads start after the handlers are in place.
     for (auto& e : app->engines) e->start();
 
-    std::string listen;
-    for (const auto& l : config.listen) listen += (listen.empty() ? "" : " ") + l;
-    std::string workers;
-    for (const auto& w : config.workers) workers += (workers.empty() ? "" : " ") + w;
-    log_line("serving " + std::string(config.udp ? "udp" : "") + (config.udp && config.tcp ? "+" : "") +
-             (config.tcp ? "tcp" : "") + " on " + listen + " with " + std::to_string(config.threads) +
-             " thread(s); workers " + workers + (config.metrics.empty() ? "" : "; metrics on " + config.metrics));
+    std::string listen, workers;
+    for (const auto& l : config.listen) listen.append(listen.empty() ? "" : " ").append(l);
+    for (const auto& w : config.workers) workers.append(workers.empty() ? "" : " ").append(w);
+    const auto& sv = config.serving;
+    log_line("serving " + std::string(sv.udp ? "udp" : "") + (sv.udp && sv.tcp ? "+" : "") + (sv.tcp ? "tcp" : "") +
+             " on " + listen + " with " + std::to_string(config.threads) + " thread(s); workers " + workers +
+             (metrics_at.empty() ? "" : "; metrics on " + metrics_at));
     uv_run(app->loop, UV_RUN_DEFAULT);
     app.release();
     std::_Exit(0);

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "dns/message.hpp"
+#include "dns/policy.hpp"
 
 namespace dp::balancer {
 
@@ -455,6 +456,13 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
     key[19] = static_cast<uint8_t>(qtype >> 8);
     key[20] = static_cast<uint8_t>(qtype);
     size_t key_len = 21;
+    if (kind == ResponseKind::Answer && psl_ && name != nullptr) {
+        const size_t d = dns::registrable_suffix(*psl_, name, name_len);
+        if (d < name_len) {
+            name += d;
+            name_len -= d;
+        }
+    }
     if (kind != ResponseKind::Error && name != nullptr) {
         const size_t n = std::min(name_len, dns::kMaxNameWire);
         for (size_t i = 0; i < n; ++i) key[key_len + i] = dns::ascii_lower(name[i]);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/public_suffix.hpp"
 #include "dns/wire.hpp"
 #include "net/metrics.hpp"
 
@@ -113,6 +114,7 @@ private:
     std::vector<Prefix> exempt_;
     size_t max_entries_ = 0;
     detail::TablePtr table_;
+    const dns::PublicSuffix* psl_ = nullptr;
 };
 
 enum class ResponseKind : uint8_t { Answer, Nodata, Nxdomain, Error, Count };
@@ -147,12 +149,22 @@ public:
 
     void reconfigure(const RateLimitSettings& s);
     bool enabled() const { return enabled_; }
+    // Whether settings `s` limit any kind of response.
+    static bool enabled_by(const RateLimitSettings& s) {
+        return s.responses_per_second || s.nodata_per_second || s.nxdomains_per_second || s.errors_per_second;
+    }
     uint32_t rate(ResponseKind k) const { return k < ResponseKind::Count ? rates_[static_cast<int>(k)] : 0; }
 
+    // Every name under a parked domain is answered, like a wildcard, so answers are keyed on the
+    // name's registrable domain when `psl` is given (BIND keys answers synthesized from a
+    // wildcard on the wildcard): r1.example.com and r2.example.com share one bucket. Null: the
+    // whole name. The list must outlive the limiter (or be replaced first).
+    void set_suffix_list(const dns::PublicSuffix* psl) { psl_ = psl; }
+
     // `name` is an uncompressed wire name (any case; hashed case-insensitively; octets beyond 255
-    // ignored): for Answer the query name, for Nodata/Nxdomain the zone (the SOA owner in the
-    // authority section), for Error ignored (may be null, len 0). `qtype` keys Answer buckets
-    // only. UDP only. Unknown address families get Send.
+    // ignored): for Answer the query name (reduced to its registrable domain, see above), for
+    // Nodata/Nxdomain the zone (the SOA owner in the authority section), for Error ignored (may
+    // be null, len 0). `qtype` keys Answer buckets only. UDP only. Unknown address families get Send.
     RrlVerdict check(const sockaddr* client, ResponseKind kind, const uint8_t* name, size_t name_len,
                      uint16_t qtype, uint64_t now_ms);
     RrlVerdict check(const sockaddr* client, const ResponseClass& c, uint64_t now_ms) {
@@ -170,6 +182,7 @@ private:
     std::vector<Prefix> exempt_;
     size_t max_entries_ = 0;
     detail::TablePtr table_;
+    const dns::PublicSuffix* psl_ = nullptr;
 };
 
 }  // namespace dp::balancer

@@ -20,12 +20,8 @@ UdpFront::UdpFront(uv_loop_t* loop, BalancerContext& ctx, UpstreamPool& pool, st
 
 bool UdpFront::start(std::string& error) {
     return socket_.open(
-        loop_, host_, port_, ctx_.config.threads > 1, ctx_.config.udp_rcvbuf,
-        [](void* p) {
-            auto* self = static_cast<UdpFront*>(p);
-            self->drain();
-            self->ctx_.flush_all();
-        },
+        loop_, host_, port_, ctx_.config.threads > 1, ctx_.config.serving.udp_rcvbuf,
+        [](void* p) { static_cast<UdpFront*>(p)->drain(); },
         this, error);
 }
 
@@ -66,7 +62,7 @@ void UdpFront::drain() {
 void UdpFront::parse(int i) {
     uint8_t* msg = in_buf_[i];
     size_t len = in_[i].msg_len;
-    ctx_.metrics.bytes_in[0].inc(len);
+    ctx_.metrics.udp_bytes_in.inc(len);
     dns::Query& q = q_[i];
     dns::Malformed why;
     dns::ParseStatus st = dns::parse_query(msg, len, q, why);
@@ -191,7 +187,7 @@ void UdpFront::flush() {
         out_bytes_ -= out_[sent].msg_hdr.msg_iov->iov_len;
         ++sent;
     }
-    m.bytes_out[0].inc(out_bytes_);
+    m.udp_bytes_out.inc(out_bytes_);
     out_bytes_ = 0;
     n_out_ = 0;
 }

@@ -8,6 +8,7 @@
 
 #include "dns/message.hpp"
 #include "dns/wire.hpp"
+#include "net/dns_stream.hpp"
 #include "net/sockets.hpp"
 
 namespace dp::balancer {
@@ -22,47 +23,11 @@ void log_line(const std::string& s) { std::fprintf(stderr, "domain-park-balancer
 }  // namespace
 
 struct PoolCallbacks {
-    static UpstreamPool* pool(UpConn* c) { return c->up->pool; }
-    static void alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-        UpstreamPool* p = pool(static_cast<UpConn*>(h->data));
-        *buf = uv_buf_init(reinterpret_cast<char*>(p->read_buf_.data()), static_cast<unsigned>(p->read_buf_.size()));
-    }
-    static void read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        auto* c = static_cast<UpConn*>(s->data);
-        UpstreamPool* p = pool(c);
-        p->on_read(c, nread, buf);
-        p->ctx_.flush_all();
-    }
-    static void connected(uv_connect_t* req, int status) {
-        if (status == UV_ECANCELED) return;  // closed while connecting; on_closed takes over
-        auto* c = static_cast<UpConn*>(req->data);
-        UpstreamPool* p = pool(c);
-        p->on_connect(c, status);
-        p->ctx_.flush_all();
-    }
-    static void written(uv_write_t* req, int status) {
-        if (status == UV_ECANCELED) return;
-        auto* c = static_cast<UpConn*>(req->data);
-        UpstreamPool* p = pool(c);
-        p->on_write_done(c, status);
-        p->ctx_.flush_all();
-    }
-    static void closed(uv_handle_t* h) {
-        auto* c = static_cast<UpConn*>(h->data);
-        UpstreamPool* p = pool(c);
-        p->on_closed(c);
-        p->ctx_.flush_all();
-    }
     static void probe_timer(uv_timer_t* t) {
         auto* u = static_cast<Upstream*>(t->data);
         u->pool->on_probe_timer(u);
-        u->pool->ctx_.flush_all();
     }
-    static void tick(uv_timer_t* t) {
-        auto* p = static_cast<UpstreamPool*>(t->data);
-        p->tick();
-        p->ctx_.flush_all();
-    }
+    static void tick(uv_timer_t* t) { static_cast<UpstreamPool*>(t->data)->tick(); }
 };
 
 UpstreamPool::UpstreamPool(uv_loop_t* loop, BalancerContext& ctx) : loop_(loop), ctx_(ctx), read_buf_(kReadSize) {
@@ -103,80 +68,77 @@ Upstream* UpstreamPool::add_upstream(const std::string& addr) {
     u->backoff_ms = ctx_.config.health_backoff_min_ms;
     uv_timer_init(loop_, &u->timer);
     u->timer.data = u.get();
-    const uint32_t cap = std::min<uint32_t>(ctx_.config.upstream_max_outstanding, 65535);
-    for (uint32_t i = 0; i < ctx_.config.upstream_connections; ++i) {
-        auto c = std::make_unique<UpConn>();
-        c->up = u.get();
-        c->slots.assign(cap, nullptr);
-        c->free_ids.resize(cap);
-        for (uint32_t id = 0; id < cap; ++id) c->free_ids[id] = static_cast<uint16_t>(id);
-        c->free_count = cap;
-        u->conns.push_back(std::move(c));
-    }
     Upstream* raw = u.get();
     ups_.push_back(std::move(u));
-    for (auto& c : raw->conns) connect(c.get(), false);
+    for (uint32_t i = 0; i < ctx_.config.upstream_connections; ++i) connect(add_conn(raw, false), false);
     return raw;
+}
+
+UpConn* UpstreamPool::add_conn(Upstream* u, bool extra) {
+    auto c = std::make_unique<UpConn>();
+    c->up = u;
+    c->extra = extra;
+    const uint32_t cap = std::min<uint32_t>(ctx_.config.upstream_max_outstanding, 65535);
+    c->slots.assign(cap, nullptr);
+    c->free_ids.resize(cap);
+    for (uint32_t id = 0; id < cap; ++id) c->free_ids[id] = static_cast<uint16_t>(id);
+    c->free_count = cap;
+    u->conns.push_back(std::move(c));
+    return u->conns.back().get();
 }
 
 void UpstreamPool::connect(UpConn* c, bool probe) {
     if (c->state != UpConn::Idle || c->up->finalizing) return;
     if (c->opened_before) c->up->stats->reconnects.inc();
     c->opened_before = true;
-    uv_tcp_init(loop_, &c->handle);
-    c->handle.data = c;
-    c->connect_req.data = c;
-    c->write_req.data = c;
+    c->stream = new net::UvTcpStream(loop_, read_buf_.data(), read_buf_.size());
+    c->stream->owner = this;
+    c->stream->user = c;
     c->state = UpConn::Connecting;
     c->probe = probe;
     c->got_answer = false;
     c->connect_started_ms = now_ms();
-    const int r = uv_tcp_connect(&c->connect_req, &c->handle, reinterpret_cast<const sockaddr*>(&c->up->sa),
-                                 PoolCallbacks::connected);
-    if (r != 0) break_conn(c, true, FailReason::Connect);
+    if (c->stream->connect(reinterpret_cast<const sockaddr*>(&c->up->sa)) != 0) break_conn(c, true, FailReason::Connect);
 }
 
-void UpstreamPool::on_connect(UpConn* c, int status) {
-    if (c->state != UpConn::Connecting) return;
+void UpstreamPool::on_connected(net::Stream& s, int status) {
+    UpConn* c = conn_of(s);
+    if (c->state != UpConn::Connecting) return;  // closed while connecting
     if (status < 0) {
         break_conn(c, true, FailReason::Connect);
         return;
     }
     c->state = UpConn::Ready;
-    uv_tcp_nodelay(&c->handle, 1);
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), PoolCallbacks::alloc, PoolCallbacks::read);
+    c->stream->read(true);
     if (c->probe) {
         c->probe_deadline_ms = now_ms() + ctx_.config.attempt_timeout_ms;
-        if (c->next.size() < sizeof kProbeQuery) c->next.resize(4096);
-        std::memcpy(c->next.data(), kProbeQuery, sizeof kProbeQuery);
-        c->next_len = sizeof kProbeQuery;
+        c->out.append(kProbeQuery, sizeof kProbeQuery);
     }
     // Queries queued while connecting go out now.
-    if (c->next_len > 0 && !c->dirty) {
-        c->dirty = true;
-        dirty_.push_back(c);
-    }
+    if (c->out.pending() > 0) mark_dirty(c);
 }
 
-void UpstreamPool::on_read(UpConn* c, ssize_t nread, const uv_buf_t* buf) {
-    if (nread == 0 || c->state != UpConn::Ready) return;
-    if (nread < 0) {
-        // A worker closing an idle connection (its idle timeout) is routine; a reset, closing
-        // one with queries in flight, or closing right after accepting it counts against it
-        // (the last keeps a worker that accepts and hangs up from looping through reconnects).
-        const bool failure = nread != UV_EOF || c->outstanding > 0 ||
-                             (!c->got_answer && now_ms() - c->connect_started_ms < ctx_.config.attempt_timeout_ms);
-        break_conn(c, failure, FailReason::Reset);
-        return;
-    }
-    const auto* data = reinterpret_cast<const uint8_t*>(buf->base);
-    const size_t n = static_cast<size_t>(nread);
+void UpstreamPool::on_end(net::Stream& s, int error) {
+    UpConn* c = conn_of(s);
+    if (c->state != UpConn::Ready) return;
+    // A worker closing an idle connection (its idle timeout) is routine; a reset, closing one
+    // with queries in flight, or closing right after accepting it counts against it (the last
+    // keeps a worker that accepts and hangs up from looping through reconnects).
+    const bool failure = error != 0 || c->outstanding > 0 ||
+                         (!c->got_answer && now_ms() - c->connect_started_ms < ctx_.config.attempt_timeout_ms);
+    break_conn(c, failure, FailReason::Reset);
+}
+
+void UpstreamPool::on_data(net::Stream& s, const uint8_t* data, size_t n) {
+    UpConn* c = conn_of(s);
+    if (c->state != UpConn::Ready) return;
     if (c->in.empty()) {
         const size_t used = process(c, data, n);
-        if (c->state == UpConn::Ready && used < n && !c->in.append(data + used, n - used, kMaxHeldInput))
+        if (c->state == UpConn::Ready && used < n &&
+            (c->in.size() + n - used > kMaxHeldInput || !c->in.append(data + used, n - used)))
             break_conn(c, true, FailReason::Reset);
     } else {
-        if (!c->in.append(data, n, kMaxHeldInput)) {
+        if (c->in.size() + n > kMaxHeldInput || !c->in.append(data, n)) {
             break_conn(c, true, FailReason::Reset);
             return;
         }
@@ -223,7 +185,15 @@ void UpstreamPool::on_answer(UpConn* c, const uint8_t* msg, size_t len) {
     release(p);
 }
 
+void UpstreamPool::mark_dirty(UpConn* c) {
+    if (c->dirty) return;
+    c->dirty = true;
+    dirty_.push_back(c);
+}
+
 void UpstreamPool::flush() {
+    // IDs freed during this iteration go to queries waiting for one first.
+    if (wait_head_) dispatch_waiting();
     for (size_t i = 0; i < dirty_.size(); ++i) {
         UpConn* c = dirty_[i];
         c->dirty = false;
@@ -233,29 +203,13 @@ void UpstreamPool::flush() {
 }
 
 void UpstreamPool::write_out(UpConn* c) {
-    if (c->state != UpConn::Ready || c->writing || c->next_len == 0) return;
-    uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(c->next.data()), static_cast<unsigned>(c->next_len));
-    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->handle), &b, 1);
-    if (n == static_cast<int>(c->next_len)) {
-        c->next_len = 0;
-        return;
-    }
-    if (n < 0 && n != UV_EAGAIN) {
-        break_conn(c, true, FailReason::Reset);
-        return;
-    }
-    if (n < 0) n = 0;
-    // The kernel took part: hand the rest to libuv and collect new queries in the other buffer.
-    std::swap(c->inflight, c->next);
-    const size_t rest = c->next_len - static_cast<size_t>(n);
-    c->next_len = 0;
-    uv_buf_t wb = uv_buf_init(reinterpret_cast<char*>(c->inflight.data() + n), static_cast<unsigned>(rest));
-    c->writing = true;
-    uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->handle), &wb, 1, PoolCallbacks::written);
+    if (c->state != UpConn::Ready) return;
+    if (c->out.flush(*c->stream) < 0) break_conn(c, true, FailReason::Reset);
 }
 
-void UpstreamPool::on_write_done(UpConn* c, int status) {
-    c->writing = false;
+void UpstreamPool::on_written(net::Stream& s, int status) {
+    UpConn* c = conn_of(s);
+    c->out.written();
     if (c->state != UpConn::Ready) return;
     if (status < 0) {
         break_conn(c, true, FailReason::Reset);
@@ -270,8 +224,8 @@ void UpstreamPool::break_conn(UpConn* c, bool failure, FailReason why) {
     const bool was_probe = c->probe;
     c->state = UpConn::Closing;
     c->probe = false;
-    c->next_len = 0;
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->handle), PoolCallbacks::closed);
+    c->out.drop_queued();
+    c->stream->close();
     // Whatever was in flight here goes to another worker (within its deadline and retry budget).
     while (Pending* p = c->head) {
         detach(p);
@@ -281,15 +235,19 @@ void UpstreamPool::break_conn(UpConn* c, bool failure, FailReason why) {
     else if (failure) fail(u, why);
 }
 
-void UpstreamPool::on_closed(UpConn* c) {
+void UpstreamPool::on_closed(net::Stream& s) {
+    UpConn* c = conn_of(s);
+    delete c->stream;
+    c->stream = nullptr;
     c->state = UpConn::Idle;
-    c->writing = false;
-    c->in.clear();
-    c->next_len = 0;
+    c->in.release();
+    c->out.written();
+    c->out.release();
     Upstream* u = c->up;
-    // A healthy worker keeps its connections open: a clean close (its idle timeout) is simply
-    // reopened; a failing one reaches the health threshold after a few rounds and stops this.
-    if (!u->removed && u->up) connect(c, false);
+    // A healthy worker keeps its base connections open: a clean close (its idle timeout) is
+    // simply reopened; a failing one reaches the health threshold after a few rounds and stops
+    // this. Connections opened on demand stay closed until needed again.
+    if (!u->removed && u->up && !c->extra) connect(c, false);
 }
 
 void UpstreamPool::fail(Upstream* u, FailReason why) {
@@ -302,7 +260,7 @@ void UpstreamPool::mark_down(Upstream* u) {
     u->up = false;
     u->stats->up.set(0);
     log_line("worker " + u->addr + " marked down after " + std::to_string(u->failures) + " failures");
-    for (auto& c : u->conns) break_conn(c.get(), false, FailReason::Reset);
+    for (size_t j = 0; j < u->conns.size(); ++j) break_conn(u->conns[j].get(), false, FailReason::Reset);
     u->backoff_ms = ctx_.config.health_backoff_min_ms;
     uv_timer_start(&u->timer, PoolCallbacks::probe_timer, u->backoff_ms, 0);
 }
@@ -314,7 +272,8 @@ void UpstreamPool::mark_up(Upstream* u) {
     u->stats->up.set(u->removed ? 0 : 1);
     uv_timer_stop(&u->timer);
     log_line("worker " + u->addr + " is up again (probe answered)");
-    for (auto& c : u->conns) connect(c.get(), false);
+    for (size_t j = 0; j < u->conns.size(); ++j)
+        if (!u->conns[j]->extra) connect(u->conns[j].get(), false);
 }
 
 void UpstreamPool::probe_failed(Upstream* u) {
@@ -336,8 +295,9 @@ void UpstreamPool::tick() {
     const uint64_t attempt = ctx_.config.attempt_timeout_ms;
     for (size_t i = 0; i < ups_.size(); ++i) {
         Upstream* u = ups_[i].get();
-        for (auto& cp : u->conns) {
-            UpConn* c = cp.get();
+        // By index: a retry may open another connection to this worker (conns grows).
+        for (size_t j = 0; j < u->conns.size(); ++j) {
+            UpConn* c = u->conns[j].get();
             if (c->state == UpConn::Connecting && now - c->connect_started_ms >= attempt) {
                 break_conn(c, true, FailReason::Connect);
                 continue;
@@ -356,12 +316,23 @@ void UpstreamPool::tick() {
         }
         if (u->removed && u->outstanding == 0 && !u->finalizing) {
             u->finalizing = true;
-            for (auto& c : u->conns) break_conn(c.get(), false, FailReason::Reset);
+            for (size_t j = 0; j < u->conns.size(); ++j) break_conn(u->conns[j].get(), false, FailReason::Reset);
             uv_timer_stop(&u->timer);
             uv_close(reinterpret_cast<uv_handle_t*>(&u->timer),
                      [](uv_handle_t* h) { static_cast<Upstream*>(h->data)->timer_closed = true; });
         }
     }
+    // Queries waiting for an ID whose deadline passed (the list is short but not sorted by
+    // deadline: retries join it with older deadlines).
+    for (Pending* p = wait_head_; p;) {
+        Pending* next = p->next;
+        if (p->deadline_ms <= now) {
+            unwait(p);
+            expire(p, ServfailReason::Busy);
+        }
+        p = next;
+    }
+    if (wait_head_) dispatch_waiting();
     // Free removed workers whose handles are all closed.
     for (size_t i = 0; i < ups_.size();) {
         Upstream* u = ups_[i].get();
@@ -411,6 +382,7 @@ Pending* UpstreamPool::acquire() {
     p->heap = nullptr;
     p->conn = nullptr;
     p->tries = 0;
+    p->waiting = false;
     p->client = nullptr;
     ++inflight_;
     ctx_.metrics.inflight.add(1);
@@ -449,7 +421,22 @@ void UpstreamPool::submit(Pending* p) {
     p->tries = 0;
     p->last_upstream = nullptr;
     p->deadline_ms = now_ms() + ctx_.config.deadline_ms;
-    if (!dispatch(p, nullptr)) servfail(p, ServfailReason::NoWorker);
+    route(p, nullptr);
+}
+
+// To a worker now, or to the wait list when every ID is in use; SERVFAIL at once when no
+// healthy worker exists at all (a query never waits without a worker).
+void UpstreamPool::route(Pending* p, const Upstream* avoid) {
+    // Behind queries already waiting for an ID (they go first, at the next flush).
+    if (!wait_head_ && dispatch(p, avoid)) return;
+    if (!any_healthy(nullptr)) servfail(p, ServfailReason::NoWorker);
+    else wait(p);
+}
+
+bool UpstreamPool::any_healthy(const Upstream* avoid) const {
+    for (const auto& u : ups_)
+        if (u->up && !u->removed && u.get() != avoid) return true;
+    return false;
 }
 
 UpConn* UpstreamPool::pick(const Upstream* avoid) {
@@ -476,13 +463,38 @@ UpConn* UpstreamPool::pick(const Upstream* avoid) {
             }
         }
     }
+    if (!best) best = grow(avoid);
     if (!best && avoid) return pick(nullptr);  // the only worker left may take a retry
     return best;
 }
 
+UpConn* UpstreamPool::grow(const Upstream* avoid) {
+    Upstream* target = nullptr;
+    for (auto& u : ups_) {
+        if (!u->up || u->removed || u->finalizing || u.get() == avoid) continue;
+        size_t open = 0;
+        for (auto& c : u->conns) open += c->state != UpConn::Idle;
+        if (open >= ctx_.config.upstream_max_connections) continue;
+        if (!target || u->outstanding < target->outstanding) target = u.get();
+    }
+    if (!target) return nullptr;
+    UpConn* c = nullptr;
+    for (auto& cp : target->conns)
+        if (cp->extra && cp->state == UpConn::Idle) c = cp.get();
+    if (!c) c = add_conn(target, true);
+    connect(c, false);
+    return c->state == UpConn::Connecting ? c : nullptr;
+}
+
 bool UpstreamPool::dispatch(Pending* p, const Upstream* avoid) {
     UpConn* c = pick(avoid);
-    if (!c) return false;
+    return c && assign(p, c);
+}
+
+bool UpstreamPool::assign(Pending* p, UpConn* c) {
+    // Frame the query with the connection's ID (the space first: nothing to undo if it fails).
+    uint8_t* at = c->out.space(2 + p->len);
+    if (!at) return false;
     Upstream* u = c->up;
     const uint16_t id = c->free_ids[c->free_head];
     c->free_head = (c->free_head + 1) % c->free_ids.size();
@@ -490,6 +502,11 @@ bool UpstreamPool::dispatch(Pending* p, const Upstream* avoid) {
     c->slots[id] = p;
     p->conn = c;
     p->up_id = id;
+    dns::put_u16(at, p->len);
+    std::memcpy(at + 2, p->query(), p->len);
+    dns::put_u16(at + 2, id);
+    c->out.commit(2 + p->len);
+    mark_dirty(c);
     const uint64_t now = now_ms();
     p->attempt_deadline_ms = std::min<uint64_t>(now + ctx_.config.attempt_timeout_ms, p->deadline_ms);
     // Keep the list ordered by attempt deadline: nearly always an append; a retry with little
@@ -502,18 +519,6 @@ bool UpstreamPool::dispatch(Pending* p, const Upstream* avoid) {
     else c->tail = p;
     if (after) after->next = p;
     else c->head = p;
-    // Frame the query with the connection's ID.
-    const size_t need = c->next_len + 2 + p->len;
-    if (c->next.size() < need) c->next.resize(std::max<size_t>(need, c->next.size() * 2 + 4096));
-    uint8_t* at = c->next.data() + c->next_len;
-    dns::put_u16(at, p->len);
-    std::memcpy(at + 2, p->query(), p->len);
-    dns::put_u16(at + 2, id);
-    c->next_len = need;
-    if (!c->dirty) {
-        c->dirty = true;
-        dirty_.push_back(c);
-    }
     ++c->outstanding;
     ++u->outstanding;
     u->stats->outstanding.add(1);
@@ -521,6 +526,46 @@ bool UpstreamPool::dispatch(Pending* p, const Upstream* avoid) {
     ++p->tries;
     p->last_upstream = u;
     return true;
+}
+
+void UpstreamPool::wait(Pending* p) {
+    p->waiting = true;
+    p->next = nullptr;
+    p->prev = wait_tail_;
+    if (wait_tail_) wait_tail_->next = p;
+    else wait_head_ = p;
+    wait_tail_ = p;
+    ++waiting_;
+    ctx_.metrics.waiting.set(static_cast<int64_t>(waiting_));
+}
+
+void UpstreamPool::unwait(Pending* p) {
+    if (p->prev) p->prev->next = p->next;
+    else wait_head_ = p->next;
+    if (p->next) p->next->prev = p->prev;
+    else wait_tail_ = p->prev;
+    p->prev = p->next = nullptr;
+    p->waiting = false;
+    --waiting_;
+    ctx_.metrics.waiting.set(static_cast<int64_t>(waiting_));
+}
+
+void UpstreamPool::dispatch_waiting() {
+    while (Pending* p = wait_head_) {
+        UpConn* c = pick(nullptr);
+        if (!c) break;
+        unwait(p);
+        if (!assign(p, c)) {
+            servfail(p, ServfailReason::Overload);  // out of memory for the write buffer
+            break;
+        }
+    }
+    // Every worker went down meanwhile: nobody will free an ID for these.
+    if (wait_head_ && !any_healthy(nullptr))
+        while (Pending* q = wait_head_) {
+            unwait(q);
+            servfail(q, ServfailReason::NoWorker);
+        }
 }
 
 void UpstreamPool::detach(Pending* p) {
@@ -541,19 +586,23 @@ void UpstreamPool::detach(Pending* p) {
 }
 
 void UpstreamPool::resend(Pending* p, const Upstream* from) {
-    if (p->tries > ctx_.config.max_retries || now_ms() >= p->deadline_ms) {
-        expire(p);
+    if (now_ms() >= p->deadline_ms) {
+        expire(p, ServfailReason::Deadline);
+        return;
+    }
+    if (p->tries > ctx_.config.max_retries) {
+        expire(p, ServfailReason::RetriesExhausted);
         return;
     }
     ctx_.metrics.retries.inc();
-    if (!dispatch(p, from)) servfail(p, ServfailReason::NoWorker);
+    route(p, from);
 }
 
-void UpstreamPool::expire(Pending* p) {
-    ctx_.metrics.deadline_expired.inc();
+void UpstreamPool::expire(Pending* p, ServfailReason why) {
+    if (why == ServfailReason::Deadline || why == ServfailReason::Busy) ctx_.metrics.deadline_expired.inc();
     if (serve_stale(p)) return;
     if (ctx_.config.deadline_action == DeadlineAction::Servfail) {
-        servfail(p, ServfailReason::Deadline);
+        servfail(p, why);
     } else {
         ctx_.metrics.drop(DropReason::Deadline);
         p->front->forget(*p);

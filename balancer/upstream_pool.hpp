@@ -3,6 +3,10 @@
 // clients share them. Spreads queries to the least loaded connection of a healthy worker,
 // re-sends the queries of a failed attempt to another worker within their deadline, marks a
 // worker down after repeated failures and brings it back when an active probe succeeds.
+// When every query ID of a worker's connections is in use, more connections are opened (up to
+// upstream_max_connections) and meanwhile the query waits, within its deadline, for a free ID.
+// The connections are net::UvTcpStream, framed with net::scan_frames and written through
+// net::WriteQueue, like the client side.
 #pragma once
 
 #include <uv.h>
@@ -13,7 +17,10 @@
 
 #include "balancer/balancer_context.hpp"
 #include "dns/wire.hpp"
-#include "net/dns_stream.hpp"
+#include "net/byte_buffer.hpp"
+#include "net/conn_list.hpp"
+#include "net/uv_tcp.hpp"
+#include "net/write_queue.hpp"
 
 namespace dp::balancer {
 
@@ -23,13 +30,11 @@ class UpstreamPool;
 struct UpConn {
     enum State : uint8_t { Idle, Connecting, Ready, Closing };
 
-    uv_tcp_t handle{};
-    uv_connect_t connect_req{};
-    uv_write_t write_req{};
+    net::UvTcpStream* stream = nullptr;  // while not Idle
     Upstream* up = nullptr;
     State state = Idle;
+    bool extra = false;       // opened on demand, beyond upstream_connections: not reopened
     bool probe = false;       // opened only to probe a down worker
-    bool writing = false;     // write_req in flight
     bool dirty = false;       // on the pool's flush list
     bool got_answer = false;  // since connecting
     bool opened_before = false;
@@ -46,10 +51,8 @@ struct UpConn {
     Pending* head = nullptr;  // in flight, ordered by attempt deadline
     Pending* tail = nullptr;
 
-    std::vector<uint8_t> next;  // framed queries not yet handed to the kernel
-    size_t next_len = 0;
-    std::vector<uint8_t> inflight;  // the part of a write the kernel has not taken yet
-    net::StreamBuffer in;           // an answer split across reads
+    net::WriteQueue out;  // framed queries on their way to the worker
+    net::ByteBuffer in;   // an answer split across reads
 };
 
 struct Upstream {
@@ -68,7 +71,7 @@ struct Upstream {
     UpstreamPool* pool = nullptr;
 };
 
-class UpstreamPool : public Flushable {
+class UpstreamPool : public Flushable, public net::ConnectOwner {
 public:
     UpstreamPool(uv_loop_t* loop, BalancerContext& ctx);
     ~UpstreamPool() override;
@@ -78,10 +81,11 @@ public:
     // ones stop getting queries and are closed once their queries are answered.
     void reconfigure();
 
-    // A free query slot, or null when max_inflight queries are already waiting.
+    // A free query slot, or null when max_inflight queries are already held.
     Pending* acquire();
     // Sends a filled Pending (client fields, query, len, qlen, start_ns) to a worker. When
-    // none can take it, the client gets SERVFAIL at once: a query never waits without a worker.
+    // no healthy worker exists, the client gets SERVFAIL at once; when every query ID is in use,
+    // the query waits for one within its deadline.
     void submit(Pending* p);
     // Copies the client's query into an acquired Pending (len, qlen, the heap copy when long).
     // False when memory for a long query is short: the Pending is released and the drop counted.
@@ -91,19 +95,26 @@ public:
     void flush() override;
     size_t inflight() const { return inflight_; }
 
+    // net::ConnectOwner
+    void on_connected(net::Stream& s, int status) override;
+    void on_data(net::Stream& s, const uint8_t* data, size_t n) override;
+    void on_end(net::Stream& s, int error) override;
+    void on_written(net::Stream& s, int status) override;
+    void on_shutdown(net::Stream&, int) override {}
+    void on_closed(net::Stream& s) override;
+
 private:
     friend struct PoolCallbacks;
     static constexpr uint16_t kProbeId = 0xFFFF;  // never handed to a query (slots < 65535)
+    static UpConn* conn_of(net::Stream& s) { return static_cast<UpConn*>(s.user); }
 
     Upstream* add_upstream(const std::string& addr);
+    UpConn* add_conn(Upstream* u, bool extra);
     void connect(UpConn* c, bool probe);
-    void on_connect(UpConn* c, int status);
-    void on_read(UpConn* c, ssize_t nread, const uv_buf_t* buf);
     size_t process(UpConn* c, const uint8_t* p, size_t n);
     void on_answer(UpConn* c, const uint8_t* msg, size_t len);
-    void on_write_done(UpConn* c, int status);
-    void on_closed(UpConn* c);
     void write_out(UpConn* c);
+    void mark_dirty(UpConn* c);
     void break_conn(UpConn* c, bool failure, FailReason why);
     void fail(Upstream* u, FailReason why);
     void mark_down(Upstream* u);
@@ -112,11 +123,20 @@ private:
     void on_probe_timer(Upstream* u);
     void tick();
 
+    bool any_healthy(const Upstream* avoid) const;
     UpConn* pick(const Upstream* avoid);
+    // Opens one more connection to the least loaded healthy worker that has room for one.
+    UpConn* grow(const Upstream* avoid);
     bool dispatch(Pending* p, const Upstream* avoid);
+    bool assign(Pending* p, UpConn* c);
+    // No ID free anywhere: the query waits (oldest first) until one is or its deadline passes.
+    void wait(Pending* p);
+    void unwait(Pending* p);
+    void dispatch_waiting();
     void detach(Pending* p);
     void resend(Pending* p, const Upstream* from);
-    void expire(Pending* p);
+    void route(Pending* p, const Upstream* avoid);
+    void expire(Pending* p, ServfailReason why);
     void servfail(Pending* p, ServfailReason why);
     // Parses a query in flight again (the front's parse pointed into its own buffer) for the
     // cache; false when the cache does not take such a query.
@@ -135,6 +155,9 @@ private:
     Pending* free_ = nullptr;
     size_t inflight_ = 0;
     size_t table_size_ = 0;
+    Pending* wait_head_ = nullptr;  // waiting for a free ID, oldest (earliest deadline) first
+    Pending* wait_tail_ = nullptr;
+    size_t waiting_ = 0;
 
     std::vector<UpConn*> dirty_;
     std::vector<uint8_t> read_buf_;

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
                      dp::dns::parse_nameserver("ns2.park.example:192.0.2.54")};
     s.rua = "dmarc@park.example";
     s.identity = "bench";
-    s.psl_memo_entries = memo;
+    s.psl.memo_entries = memo;
     const dp::dns::Policy policy(s);
 
     std::vector<uint8_t> out(dp::dns::kUdpPayloadCap);

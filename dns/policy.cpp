@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
+
+#include "config/settings.hpp"
 
 namespace dp::dns {
 
@@ -19,6 +22,59 @@ std::string strip_dot(std::string_view s) {
     if (s.size() > 1 && s.back() == '.') s.remove_suffix(1);
     return std::string(s);
 }
+
+bool host_label(std::string_view l) {
+    if (l.empty() || l.size() > kMaxLabel || l.front() == '-' || l.back() == '-') return false;
+    for (char ch : l)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
+    return true;
+}
+
+}  // namespace
+
+bool split_mailbox(std::string_view text, std::string& local, std::string& domain, std::string& why) {
+    const size_t at = text.rfind('@');
+    if (at == std::string_view::npos) {
+        why = "no '@'";
+        return false;
+    }
+    const std::string_view l = text.substr(0, at), d = text.substr(at + 1);
+    // The local part: RFC 5322 dot-atom text, without the characters that end a DMARC tag or URI.
+    if (l.empty() || l.size() > 64 || l.front() == '.' || l.back() == '.' || l.find("..") != std::string_view::npos) {
+        why = "bad local part";
+        return false;
+    }
+    for (char ch : l) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c <= 0x20 || c >= 0x7F || std::strchr("\"(),:;<>@[\\]!", c)) {
+            why = "bad local part";
+            return false;
+        }
+    }
+    // The domain: a host name with at least two labels, its last not all digits.
+    size_t labels = 0, start = 0;
+    std::string_view last;
+    while (start <= d.size()) {
+        size_t dot = d.find('.', start);
+        if (dot == std::string_view::npos) dot = d.size();
+        last = d.substr(start, dot - start);
+        if (!host_label(last)) {
+            why = "bad domain";
+            return false;
+        }
+        ++labels;
+        start = dot + 1;
+    }
+    if (labels < 2 || d.size() > 253 || last.find_first_not_of("0123456789") == std::string_view::npos) {
+        why = "the domain needs at least two labels";
+        return false;
+    }
+    local = std::string(l);
+    domain = std::string(d);
+    return true;
+}
+
+namespace {
 
 template <size_t N>
 bool label_is(const uint8_t* label, const char (&text)[N]) {
@@ -75,27 +131,27 @@ NameServer parse_nameserver(std::string_view spec) {
         std::vector<Ipv4> a;
         std::vector<Ipv6> b;
         if (parse_address(spec, a, b))
-            throw ConfigError("nameserver '" + whole +
-                              "' is a bare address: give NAME[:ADDR[,ADDR...]], e.g. ns1.example.net:" + whole);
+            throw ConfigError("nameserver " + config::quote(whole) +
+                              " is a bare address: give NAME[:ADDR[,ADDR...]], e.g. ns1.example.net:" + config::quote(whole, 40));
     }
     NameServer ns;
     const size_t colon = spec.find(':');
     const std::string_view name = spec.substr(0, colon);
     std::string wire, err;
     if (!encode_name(name, wire, err) || wire.size() < 3)
-        throw ConfigError("nameserver '" + whole + "': bad name: " + (err.empty() ? "root" : err));
+        throw ConfigError("nameserver " + config::quote(whole) + "': bad name: " + (err.empty() ? "root" : err));
     // A dotted quad as a name is the original's bug (it ended up in the NS data): refuse it.
     if (name.find_first_not_of("0123456789.") == std::string_view::npos)
-        throw ConfigError("nameserver '" + whole + "': name looks like an address");
+        throw ConfigError("nameserver " + config::quote(whole) + "': name looks like an address");
     ns.name = to_lower(strip_dot(name));
     if (colon != std::string_view::npos) {
         std::string_view rest = spec.substr(colon + 1);
-        if (rest.empty()) throw ConfigError("nameserver '" + whole + "': empty address list after ':'");
+        if (rest.empty()) throw ConfigError("nameserver " + config::quote(whole) + "': empty address list after ':'");
         while (!rest.empty()) {
             const size_t comma = rest.find(',');
             const std::string_view addr = rest.substr(0, comma);
             if (!parse_address(addr, ns.v4, ns.v6))
-                throw ConfigError("nameserver '" + whole + "': '" + std::string(addr) +
+                throw ConfigError("nameserver " + config::quote(whole) + "': '" + std::string(addr) +
                                   "' is not an IPv4 or IPv6 address");
             if (comma == std::string_view::npos) break;
             rest.remove_prefix(comma + 1);
@@ -114,14 +170,23 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
         if (!encode_name(n.name, x.wire, err)) throw ConfigError("nameservers: " + err);
         x.lower = to_lower(strip_dot(n.name));
         for (const auto& o : ns_)
-            if (o.lower == x.lower) throw ConfigError("nameservers: '" + n.name + "' is listed twice");
+            if (o.lower == x.lower) throw ConfigError("nameservers: " + config::quote(n.name) + " is listed twice");
         if (n.v4.size() + n.v6.size() > 8)
-            throw ConfigError("nameservers: '" + n.name + "' has more than 8 addresses");
+            throw ConfigError("nameservers: " + config::quote(n.name) + " has more than 8 addresses");
         x.v4 = n.v4;
         x.v6 = n.v6;
         ns_.push_back(std::move(x));
     }
     std::string rname = s_.soa_rname;
+    if (rname.find('@') != std::string::npos) {
+        // The mailbox form, hostmaster@example.net, is what operators write; RFC 1035 3.3.13
+        // wants it as a name, hostmaster.example.net (a dot in the local part would need escaping).
+        std::string local, domain, why;
+        if (!split_mailbox(rname, local, domain, why)) throw ConfigError("soa.rname: " + config::quote(rname) + ": " + why);
+        if (local.find('.') != std::string::npos)
+            throw ConfigError("soa.rname: " + config::quote(rname) + ": a dot in the local part cannot be written as a name");
+        rname = local + "." + domain;
+    }
     if (rname.empty()) {
         const std::string& first = ns_.front().lower;
         const size_t dot = first.find('.');
@@ -148,11 +213,17 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
 
     if (s_.ttl > 0x7FFFFFFF || s_.ns_ttl > 0x7FFFFFFF || s_.soa_ttl > 0x7FFFFFFF || s_.soa_minimum > 0x7FFFFFFF)
         throw ConfigError("ttl: must be below 2^31 (RFC 2181 8)");
-    for (const auto* mail : {&s_.rua, &s_.ruf})
-        if (mail->find_first_of(" ;\"\\") != std::string::npos)
-            throw ConfigError("rua/ruf: '" + *mail + "' contains a space, ';', quote or backslash");
+    for (const auto& [key, mail] : {std::pair<const char*, const std::string*>{"rua", &s_.rua}, {"ruf", &s_.ruf}}) {
+        std::string local, domain, why;
+        if (!mail->empty() && !split_mailbox(*mail, local, domain, why))
+            throw ConfigError(std::string(key) + ": " + config::quote(*mail) + " is not an email address: " + why);
+    }
     if (s_.identity.size() > 64) throw ConfigError("identity: longer than 64 octets");
     if (s_.caa_iodef.size() > 255) throw ConfigError("caa_iodef: longer than 255 octets");
+    // RFC 8659 4.4: the iodef property holds a mailto:, http: or https: URL.
+    if (!s_.caa_iodef.empty() && s_.caa_iodef.rfind("mailto:", 0) != 0 && s_.caa_iodef.rfind("https://", 0) != 0 &&
+        s_.caa_iodef.rfind("http://", 0) != 0)
+        throw ConfigError("caa_iodef: " + config::quote(s_.caa_iodef) + " is not a mailto:, http: or https: URL");
 
     spf_rdata_ = txt_rdata("v=spf1 -all");
     std::string dmarc = "v=DMARC1; p=reject;";
@@ -166,14 +237,14 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     caa_issue_rdata_ = std::string("\0\x05issue;", 8);
     if (!s_.caa_iodef.empty()) caa_iodef_rdata_ = std::string("\0\x05iodef", 7) + s_.caa_iodef;
 
-    psl_ = std::make_unique<PublicSuffix>(s_.psl_file, s_.psl_private, s_.psl_memo_entries);
+    psl_ = load_suffix_list(s_.psl);
 
     auto load_list = [this](const std::vector<std::string>& from, StrSet& to, const char* key) {
         for (const auto& d : from) {
             const std::string name = to_lower(strip_dot(d));
             const std::string reg = registrable_domain(name);
             if (reg != name)
-                throw ConfigError(std::string(key) + ": '" + d + "' is not a registrable domain" +
+                throw ConfigError(std::string(key) + ": " + config::quote(d) + " is not a registrable domain" +
                                   (reg.empty() ? "" : " (its registrable domain is " + reg + ")"));
             to.insert(name);
         }
@@ -245,7 +316,7 @@ void count_source(Outcome& o, PublicSuffix::Source s) {
 }
 }  // namespace
 
-int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, Outcome* o) const {
+int registrable_labels(const PublicSuffix& psl, const Query& q, char* buf, const char*& d_text, Outcome* o) {
     // The labels that can matter (kMaxSuffixLabels from the right, and one more for D) are
     // copied in wire form. A label is looked at only when needed, right to left: lower-cased
     // in place, its length octet turned into a dot, so the suffix starting at label i is the
@@ -295,7 +366,7 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, O
             const char* label = text(longest - 1);
             next_hash = PublicSuffix::hash(label, static_cast<size_t>(text(longest) - 1 - label));
         }
-        const PublicSuffix::Verdict v = psl_->verdict(text(longest), text_len(longest), next_hash);
+        const PublicSuffix::Verdict v = psl.verdict(text(longest), text_len(longest), next_hash);
         if (o) count_source(*o, v.source);
         is_public[n - 1 - longest] = v.is_public;
         asked = longest;
@@ -312,7 +383,7 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, O
         if (i >= asked) {
             pub = is_public[n - 1 - i];
         } else {
-            const PublicSuffix::Verdict v = psl_->verdict(text(i), text_len(i), 0);
+            const PublicSuffix::Verdict v = psl.verdict(text(i), text_len(i), 0);
             if (o) count_source(*o, v.source);
             pub = v.is_public;
         }
@@ -323,6 +394,33 @@ int Policy::registrable_labels(const Query& q, char* buf, const char*& d_text, O
         return n - d;
     }
     return 0;
+}
+
+std::unique_ptr<PublicSuffix> load_suffix_list(const SuffixListSettings& s) {
+    try {
+        return std::make_unique<PublicSuffix>(s.file, s.private_section, s.memo_entries);
+    } catch (const std::runtime_error& e) {
+        throw ConfigError(std::string("psl_file: ") + e.what());
+    }
+}
+
+size_t registrable_suffix(const PublicSuffix& psl, const uint8_t* name, size_t len) {
+    Query q;
+    q.qname = name;
+    q.qname_len = static_cast<uint16_t>(len);
+    size_t off = 0;
+    uint8_t labels = 0;
+    while (off < len && name[off] != 0) {
+        if (name[off] > kMaxLabel || labels >= kMaxLabels - 1 || off + 1 + name[off] >= len) return len;
+        q.label_off[labels++] = static_cast<uint8_t>(off);
+        off += 1 + name[off];
+    }
+    if (off + 1 != len) return len;
+    q.label_count = labels;
+    char text[kNameTextBuf];
+    const char* d_text = nullptr;
+    const int d = registrable_labels(psl, q, text, d_text);
+    return d == 0 ? len : q.label_off[labels - d];
 }
 
 std::string Policy::registrable_domain(std::string_view name) const {
@@ -336,7 +434,7 @@ std::string Policy::registrable_domain(std::string_view name) const {
     if (parse_query(msg, kHeaderSize + wire.size() + 4, q, why) != ParseStatus::Ok) return {};
     char text[kNameTextBuf];
     const char* d_text = nullptr;
-    if (registrable_labels(q, text, d_text) == 0) return {};
+    if (registrable_labels(*psl_, q, text, d_text) == 0) return {};
     return std::string(d_text);
 }
 
@@ -469,7 +567,7 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     } else {
         char text[kNameTextBuf];
         const char* d_text = nullptr;
-        d_labels = registrable_labels(q, text, d_text, &o);
+        d_labels = registrable_labels(*psl_, q, text, d_text, &o);
         bool refused = d_labels == 0;
         const int rel = q.label_count - d_labels;  // labels left of D
         const Ns* host = nullptr;

@@ -11,15 +11,13 @@
 #include <unordered_set>
 #include <vector>
 
+#include "config/error.hpp"
 #include "dns/public_suffix.hpp"
 #include "dns/wire.hpp"
 
 namespace dp::dns {
 
-// A setting that cannot be used; the message names the setting.
-struct ConfigError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using config::ConfigError;
 
 using Ipv4 = std::array<uint8_t, 4>;
 using Ipv6 = std::array<uint8_t, 16>;
@@ -32,6 +30,9 @@ struct NameServer {
 
 // Parses "NAME[:ADDR[,ADDR...]]"; throws ConfigError for a bare address or a bad part.
 NameServer parse_nameserver(std::string_view spec);
+// An email address LOCAL@DOMAIN (a dot-atom local part; a host-name domain of at least two
+// labels); false with `why` otherwise.
+bool split_mailbox(std::string_view text, std::string& local, std::string& domain, std::string& why);
 // Parses an IPv4 or IPv6 address into one of the two outputs; false if neither.
 bool parse_address(std::string_view text, std::vector<Ipv4>& v4, std::vector<Ipv6>& v6);
 
@@ -53,9 +54,7 @@ struct PolicySettings {
     uint32_t soa_retry = 3600;
     uint32_t soa_expire = 604800;
     uint32_t soa_minimum = 3600;  // negative-caching TTL (RFC 2308)
-    std::string psl_file;          // empty: newest of system file and built-in list
-    bool psl_private = false;      // also treat the PSL private section as suffixes
-    uint32_t psl_memo_entries = 65536;  // public-suffix answers memoized (64 B each); 0: none
+    SuffixListSettings psl;
 };
 
 // What happened to one message, for metrics.
@@ -108,13 +107,6 @@ private:
     };
     using StrSet = std::unordered_set<std::string, StrHash, std::equal_to<>>;
 
-    // Labels of D counted from the right, or 0 when the name has no registrable domain; then
-    // `d_text` points at D in lower-case presentation form inside `buf` (kNameTextBuf octets).
-    // Zeros after the name: word-at-a-time reads, and PublicSuffix::verdict's padded keys.
-    static constexpr size_t kNameTextSlack = PublicSuffix::kPadded;
-    static constexpr size_t kNameTextBuf = kMaxNameWire + kNameTextSlack;
-    int registrable_labels(const Query& q, char* buf, const char*& d_text, Outcome* o = nullptr) const;
-
     PolicySettings s_;
     std::unique_ptr<PublicSuffix> psl_;
     std::vector<Ns> ns_;
@@ -128,6 +120,19 @@ private:
 
     friend struct Responder;
 };
+
+// Labels of D (the registrable domain of q's name) counted from the right, or 0 when the
+// name has none; then `d_text` points at D in lower-case presentation form inside `buf`
+// (kNameTextBuf octets; zeros after the name: word-at-a-time reads, and PublicSuffix::verdict's
+// padded keys). Lookups the hot table could not answer are counted in `o`.
+inline constexpr size_t kNameTextSlack = PublicSuffix::kPadded;
+inline constexpr size_t kNameTextBuf = kMaxNameWire + kNameTextSlack;
+int registrable_labels(const PublicSuffix& psl, const Query& q, char* buf, const char*& d_text, Outcome* o = nullptr);
+// The list the settings name; ConfigError naming psl_file when it cannot be loaded or is no list.
+std::unique_ptr<PublicSuffix> load_suffix_list(const SuffixListSettings& s);
+// The offset in the uncompressed wire name `name` (`len` octets, root included) where its
+// registrable domain starts; `len` when it has none or the name is malformed.
+size_t registrable_suffix(const PublicSuffix& psl, const uint8_t* name, size_t len);
 
 // Lower-case presentation form (no trailing dot) of q's name from the first label after the
 // last one holding a dot, control or 8-bit octet; returns that label's index. text_off[i] is

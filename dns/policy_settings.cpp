@@ -1,138 +1,153 @@
 #include "dns/policy_settings.hpp"
 
-#include <fstream>
+#include <arpa/inet.h>
+
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace dp::dns {
 
-uint32_t json_u32(const nlohmann::json& v, const std::string& key, uint64_t min, uint64_t max) {
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-        throw ConfigError(key + ": expected a non-negative integer, got " + v.dump());
-    const uint64_t n = v.get<uint64_t>();
-    if (n < min || n > max)
-        throw ConfigError(key + ": " + std::to_string(n) + " is out of range [" + std::to_string(min) + ", " +
-                          std::to_string(max) + "]");
-    return static_cast<uint32_t>(n);
-}
+using config::ConfigError;
+using config::Reload;
+using config::Unit;
+using P = PolicySettings;
 
-std::string json_string(const nlohmann::json& v, const std::string& key) {
-    if (!v.is_string()) throw ConfigError(key + ": expected a string, got " + v.dump());
-    return v.get<std::string>();
-}
+namespace {
 
-bool json_bool(const nlohmann::json& v, const std::string& key) {
-    if (!v.is_boolean()) throw ConfigError(key + ": expected true or false, got " + v.dump());
-    return v.get<bool>();
-}
+constexpr uint64_t kTtlMax = 0x7FFFFFFF;  // RFC 2181 8
 
-std::vector<std::string> json_strings(const nlohmann::json& v, const std::string& key) {
-    if (!v.is_array()) throw ConfigError(key + ": expected an array of strings, got " + v.dump());
-    std::vector<std::string> r;
-    for (const auto& e : v) r.push_back(json_string(e, key));
+std::string show_addresses(const std::vector<Ipv4>& v4, const std::vector<Ipv6>& v6) {
+    std::string r;
+    char buf[INET6_ADDRSTRLEN];
+    for (const auto& a : v4) {
+        if (!r.empty()) r += ',';
+        r += inet_ntop(AF_INET, a.data(), buf, sizeof buf);
+    }
+    for (const auto& a : v6) {
+        if (!r.empty()) r += ',';
+        r += inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
+    }
     return r;
 }
 
-nlohmann::json read_json_object(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw ConfigError("config: cannot read '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        const std::string what = e.what();
-        throw ConfigError("config: '" + path + "' is not valid JSON: " + what.substr(what.find(']') + 2));
+std::string show_nameservers(const std::vector<NameServer>& v) {
+    std::string r;
+    for (const auto& n : v) {
+        if (!r.empty()) r += ' ';
+        r += n.name;
+        const std::string addrs = show_addresses(n.v4, n.v6);
+        if (!addrs.empty()) {
+            r += ':';
+            r += addrs;
+        }
     }
-    if (!j.is_object()) throw ConfigError("config: '" + path + "' must hold a JSON object");
-    return j;
+    return r;
 }
 
-std::vector<Flag> split_flags(int argc, char** argv, std::initializer_list<const char*> takes_value) {
-    auto needs_value = [&](const std::string& f) {
-        for (const char* t : takes_value)
-            if (f == t) return true;
-        return false;
+config::Setting<P> nameservers() {
+    auto s = config::parsed_list<P, NameServer>(
+        "nameservers", &P::nameservers, "list of NAME[:ADDR[,ADDR...]]", Reload::Live,
+        "name servers of every parked zone (at most 13, at most 8 addresses each; the first is the SOA "
+        "mname); addresses are glue and answer NAME A/AAAA; repeat the flag for more",
+        [](const std::string& spec, const std::string&) { return parse_nameserver(spec); },
+        [](const NameServer& n) { return show_nameservers({n}); });
+    s.flag = "--nameserver";
+    s.short_flag = "-n";
+    s.value_name = "NAME[:ADDR[,ADDR...]]";
+    s.default_text = "required";
+    return s;
+}
+
+config::Setting<P> landing() {
+    config::Setting<P> s;
+    s.key = "landing";
+    s.type = "list of IPv4/IPv6 addresses";
+    s.reload = Reload::Live;
+    s.doc = "landing-page addresses answered for D and www.D A/AAAA (none: NODATA)";
+    s.from_json = [](P& p, const nlohmann::json& v, const std::string& k) {
+        p.landing_a.clear();
+        p.landing_aaaa.clear();
+        for (const auto& a : config::json_strings(v, k))
+            if (!parse_address(a, p.landing_a, p.landing_aaaa))
+                throw ConfigError(k + ": " + config::quote(a) + " is not an IPv4 or IPv6 address");
     };
-    std::vector<Flag> out;
-    for (int i = 1; i < argc; ++i) {
-        Flag a{argv[i], "", false};
-        const size_t eq = a.name.find('=');
-        if (a.name.rfind("--", 0) == 0 && eq != std::string::npos) {
-            a.value = a.name.substr(eq + 1);
-            a.name.resize(eq);
-            a.valued = needs_value(a.name);
-        } else if (needs_value(a.name)) {
-            if (i + 1 >= argc) throw ConfigError(a.name + ": missing value");
-            a.value = argv[++i];
-            a.valued = true;
-        }
-        out.push_back(std::move(a));
-    }
-    return out;
+    s.show = [](const P& p) { return show_addresses(p.landing_a, p.landing_aaaa); };
+    s.copy = [](P& to, const P& from) {
+        to.landing_a = from.landing_a;
+        to.landing_aaaa = from.landing_aaaa;
+    };
+    return s;
 }
 
-uint32_t flag_number(const std::string& flag, const std::string& v, uint64_t min, uint64_t max) {
-    if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos)
-        throw ConfigError(flag + ": '" + v + "' is not a number");
-    const uint64_t n = std::stoull(v);
-    if (n < min || n > max)
-        throw ConfigError(flag + ": " + v + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) +
-                          "]");
-    return static_cast<uint32_t>(n);
+std::vector<config::Setting<P>> declare_policy() {
+    using config::number;
+    using config::string;
+    using config::with_flag;
+    std::vector<config::Setting<P>> v;
+    v.push_back(nameservers());
+    v.push_back(with_flag(string<P>("rua", &P::rua, Reload::Live, "DMARC aggregate report address (rua=mailto:EMAIL)"),
+                          "--rua", "EMAIL"));
+    v.push_back(with_flag(string<P>("ruf", &P::ruf, Reload::Live, "DMARC failure report address (ruf=mailto:EMAIL)"),
+                          "--ruf", "EMAIL"));
+    v.push_back(string<P>("caa_iodef", &P::caa_iodef, Reload::Live,
+                          "adds 0 iodef \"URL\" to CAA (mailto:, http: or https:)"));
+    v.push_back(with_flag(string<P>("identity", &P::identity, Reload::Live,
+                                    "NSID (RFC 5001) and CHAOS id.server/hostname.bind answer, at most 64 octets; "
+                                    "none: not disclosed"),
+                          "--identity", "TEXT"));
+    v.push_back(landing());
+    v.push_back(config::strings<P>("allow", &P::allow, Reload::Live,
+                                   "registrable domains; when set, only these are answered, others REFUSED"));
+    v.push_back(config::strings<P>("deny", &P::deny, Reload::Live, "registrable domains answered REFUSED"));
+    v.push_back(number<P>("ttl", &P::ttl, 0, kTtlMax, Unit::Seconds, Reload::Live, "TTL of TXT, MX, CAA, landing A/AAAA"));
+    v.push_back(number<P>("ns_ttl", &P::ns_ttl, 0, kTtlMax, Unit::Seconds, Reload::Live,
+                          "TTL of NS, glue and name-server host A/AAAA"));
+    v.push_back(config::with_default(
+        string<P>("soa.rname", &P::soa_rname, Reload::Live,
+                  "SOA responsible mailbox, as a name (hostmaster.example.net) or an address (hostmaster@example.net)"),
+        "hostmaster.<first NS minus its first label>"));
+    v.push_back(number<P>("soa.ttl", &P::soa_ttl, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA TTL"));
+    v.push_back(number<P>("soa.serial", &P::soa_serial, 0, 0xFFFFFFFF, Unit::Count, Reload::Live, "SOA serial"));
+    v.push_back(number<P>("soa.refresh", &P::soa_refresh, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA refresh"));
+    v.push_back(number<P>("soa.retry", &P::soa_retry, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA retry"));
+    v.push_back(number<P>("soa.expire", &P::soa_expire, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA expire"));
+    v.push_back(number<P>("soa.minimum", &P::soa_minimum, 0, kTtlMax, Unit::Seconds, Reload::Live,
+                          "SOA minimum; negative answers carry the SOA with TTL min(soa.ttl, soa.minimum) (RFC 2308)"));
+    return v;
 }
 
-bool apply_policy_key(PolicySettings& s, const std::string& key, const nlohmann::json& v) {
-    constexpr uint64_t kTtlMax = 0x7FFFFFFF;  // RFC 2181 8
-    if (key == "nameservers") {
-        s.nameservers.clear();
-        for (const auto& spec : json_strings(v, key)) s.nameservers.push_back(parse_nameserver(spec));
-    } else if (key == "rua") {
-        s.rua = json_string(v, key);
-    } else if (key == "ruf") {
-        s.ruf = json_string(v, key);
-    } else if (key == "caa_iodef") {
-        s.caa_iodef = json_string(v, key);
-    } else if (key == "identity") {
-        s.identity = json_string(v, key);
-    } else if (key == "landing") {
-        s.landing_a.clear();
-        s.landing_aaaa.clear();
-        for (const auto& a : json_strings(v, key))
-            if (!parse_address(a, s.landing_a, s.landing_aaaa))
-                throw ConfigError("landing: '" + a + "' is not an IPv4 or IPv6 address");
-    } else if (key == "allow") {
-        s.allow = json_strings(v, key);
-    } else if (key == "deny") {
-        s.deny = json_strings(v, key);
-    } else if (key == "ttl") {
-        s.ttl = json_u32(v, key, 0, kTtlMax);
-    } else if (key == "ns_ttl") {
-        s.ns_ttl = json_u32(v, key, 0, kTtlMax);
-    } else if (key == "psl_file") {
-        s.psl_file = json_string(v, key);
-    } else if (key == "psl_memo_entries") {
-        s.psl_memo_entries = json_u32(v, key, 0, 1u << 24);
-    } else if (key == "psl_private") {
-        s.psl_private = json_bool(v, key);
-    } else if (key == "soa") {
-        if (!v.is_object()) throw ConfigError("soa: expected an object, got " + v.dump());
-        for (const auto& [k, x] : v.items()) {
-            const std::string name = "soa." + k;
-            if (k == "rname") s.soa_rname = json_string(x, name);
-            else if (k == "ttl") s.soa_ttl = json_u32(x, name, 0, kTtlMax);
-            else if (k == "serial") s.soa_serial = json_u32(x, name, 0, 0xFFFFFFFF);
-            else if (k == "refresh") s.soa_refresh = json_u32(x, name, 0, kTtlMax);
-            else if (k == "retry") s.soa_retry = json_u32(x, name, 0, kTtlMax);
-            else if (k == "expire") s.soa_expire = json_u32(x, name, 0, kTtlMax);
-            else if (k == "minimum") s.soa_minimum = json_u32(x, name, 0, kTtlMax);
-            else throw ConfigError(name + ": unknown setting");
-        }
-    } else {
-        return false;
-    }
-    return true;
+using L = SuffixListSettings;
+
+std::vector<config::Setting<L>> declare_list() {
+    std::vector<config::Setting<L>> v;
+    v.push_back(config::with_default(
+        config::with_flag(config::string<L>("psl_file", &L::file, Reload::Live,
+                                            "Public Suffix List file (.dat or .dafsa); it must hold a real list"),
+                          "--psl-file", "PATH"),
+        "newest of the system publicsuffix file and libpsl's built-in list"));
+    v.push_back(config::with_flag(
+        config::boolean<L>("psl_private", &L::private_section, Reload::Live,
+                           "also treat the list's private section (e.g. blogspot.com) as public suffixes"),
+        "--psl-private"));
+    v.push_back(config::number<L>("psl_memo_entries", &L::memo_entries, 0, 1u << 24, Unit::Count, Reload::Live,
+                                  "libpsl answers memoized for what the list's rule table cannot answer, 64 bytes "
+                                  "each, taken from the system only as written (0: off)"));
+    return v;
+}
+
+}  // namespace
+
+const std::vector<config::Setting<PolicySettings>>& policy_settings() {
+    static const std::vector<config::Setting<P>> v = [] {
+        std::vector<config::Setting<P>> all = declare_policy();
+        for (auto& s : config::lift(&P::psl, suffix_list_settings())) all.push_back(std::move(s));
+        return all;
+    }();
+    return v;
+}
+
+const std::vector<config::Setting<SuffixListSettings>>& suffix_list_settings() {
+    static const std::vector<config::Setting<L>> v = declare_list();
+    return v;
 }
 
 }  // namespace dp::dns

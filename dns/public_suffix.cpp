@@ -47,6 +47,18 @@ PublicSuffix::PublicSuffix(const std::string& path, bool private_section, uint32
         from_file = ctx_ != nullptr;
     }
     if (!ctx_) throw std::runtime_error("cannot load Public Suffix List from '" + source_ + "'");
+    // A file that is not a Public Suffix List still loads (libpsl skips what it cannot read, and
+    // its implicit "*" rule makes every last label public), and the worker would then park
+    // co.uk itself. Today's list has ~9,500 rules; a DAFSA does not say, so ask it instead.
+    const int rules = psl_suffix_count(ctx_);
+    if ((rules >= 0 && rules < kMinRules) || !psl_is_public_suffix2(ctx_, "co.uk", PSL_TYPE_ICANN) ||
+        !psl_is_public_suffix2(ctx_, "com", PSL_TYPE_ICANN)) {
+        psl_free(ctx_);
+        ctx_ = nullptr;
+        throw std::runtime_error("'" + source_ + "' is not a Public Suffix List (" +
+                                 (rules >= 0 ? std::to_string(rules) + " rules; " : std::string()) +
+                                 "a real list has thousands and knows co.uk)");
+    }
     if (from_file) load_rule_tree(source_, private_section);
     hot_ = Pages<HotEntry>(kHotEntries);  // zeroed: every entry empty
     std::random_device rd;

@@ -15,6 +15,12 @@ struct psl_ctx_st;
 
 namespace dp::dns {
 
+struct SuffixListSettings {
+    std::string file;              // empty: newest of system file and built-in list
+    bool private_section = false;  // also treat the list's private section as suffixes
+    uint32_t memo_entries = 65536;  // public-suffix answers memoized (64 B each); 0: none
+};
+
 class PublicSuffix {
 public:
     // Empty path: the newest of the system's publicsuffix package file (its text form when it
@@ -48,6 +54,8 @@ public:
     // Rules of today's list have at most 5 labels; a name suffix with more than this many
     // labels is taken not to be a public suffix without asking libpsl.
     static constexpr int kMaxSuffixLabels = 8;
+    // A list with fewer rules than this is refused (the real one has ~9,500).
+    static constexpr int kMinRules = 1000;
 
     // Whether a public suffix can be longer than a given one, judged from the list's rules:
     // Leaf when no rule has more labels below it (so no longer name suffix needs asking

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "config/settings.hpp"
+
 namespace dp::dns {
 
 bool skip_name(const uint8_t* msg, size_t len, size_t& off) {
@@ -194,17 +196,17 @@ bool encode_name(std::string_view text, std::string& wire, std::string& error) {
         if (dot == std::string_view::npos) dot = text.size();
         const size_t l = dot - start;
         if (l == 0) {
-            error = "empty label in '" + std::string(text) + "'";
+            error = "empty label in " + config::quote(text);
             return false;
         }
         if (l > kMaxLabel) {
-            error = "label longer than 63 octets in '" + std::string(text) + "'";
+            error = "label longer than 63 octets in " + config::quote(text);
             return false;
         }
         for (size_t i = start; i < dot; ++i) {
             const unsigned char c = static_cast<unsigned char>(text[i]);
             if (c <= 0x20 || c >= 0x7F || c == '\\') {
-                error = "invalid character in '" + std::string(text) + "'";
+                error = "invalid character in " + config::quote(text);
                 return false;
             }
         }
@@ -215,7 +217,7 @@ bool encode_name(std::string_view text, std::string& wire, std::string& error) {
     }
     wire.push_back('\0');
     if (wire.size() > kMaxNameWire) {
-        error = "name longer than 255 octets: '" + std::string(text) + "'";
+        error = "name longer than 255 octets: " + config::quote(text);
         return false;
     }
     return true;

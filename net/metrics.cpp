@@ -1,9 +1,12 @@
 #include "net/metrics.hpp"
 
 #include <prometheus/metric_family.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
+
+#include "net/sockets.hpp"
 
 namespace dp::net {
 
@@ -80,15 +83,28 @@ std::vector<prometheus::MetricFamily> MetricsRegistry::Collect() const {
 }
 
 std::unique_ptr<prometheus::Exposer> serve_metrics(const std::string& addr_port,
-                                                   std::shared_ptr<MetricsRegistry> registry) {
+                                                   std::shared_ptr<MetricsRegistry> registry, uint32_t threads,
+                                                   uint32_t timeout_ms, std::string& bound) {
+    std::string host, err;
+    uint16_t port = 0;
+    if (!parse_host_port(addr_port, host, port, err)) throw std::runtime_error("metrics: " + err);
+    // civetweb only says it could not bind; find out why ourselves first.
+    const int probe = bind_socket(host, port, SOCK_STREAM, false, err);
+    if (probe < 0) throw std::runtime_error("metrics: " + err);
+    ::close(probe);
     std::unique_ptr<prometheus::Exposer> exposer;
+    const std::string timeout = std::to_string(timeout_ms);
     try {
         // civetweb wants IPv6 addresses in brackets, which is also how we take them.
-        exposer = std::make_unique<prometheus::Exposer>(addr_port, 2);
+        exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+            "listening_ports", format_host_port(host, port), "num_threads", std::to_string(threads),
+            "request_timeout_ms", timeout, "keep_alive_timeout_ms", timeout});
     } catch (const std::exception& e) {
-        throw std::runtime_error("metrics: cannot listen on " + addr_port + ": " + e.what());
+        throw std::runtime_error("metrics: cannot listen on " + format_host_port(host, port) + ": " + e.what());
     }
     exposer->RegisterCollectable(registry);
+    const std::vector<int> ports = exposer->GetListeningPorts();
+    bound = format_host_port(host, ports.empty() ? port : static_cast<uint16_t>(ports.front()));
     return exposer;
 }
 

@@ -90,9 +90,12 @@ private:
     std::vector<Family> families_;
 };
 
-// Serves `registry` at http://ADDR:PORT/metrics on its own thread. Throws std::runtime_error
-// (naming the address) when it cannot listen.
+// Serves `registry` at http://ADDR:PORT/metrics on `threads` threads of its own; a client has
+// `timeout_ms` to send its request and take the answer, so slow or hostile clients cannot hold
+// the threads for long. Throws std::runtime_error naming the address and the reason when it
+// cannot listen. `bound` is set to the address really listened on (port 0: the one chosen).
 std::unique_ptr<prometheus::Exposer> serve_metrics(const std::string& addr_port,
-                                                   std::shared_ptr<MetricsRegistry> registry);
+                                                   std::shared_ptr<MetricsRegistry> registry, uint32_t threads,
+                                                   uint32_t timeout_ms, std::string& bound);
 
 }  // namespace dp::net

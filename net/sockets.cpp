@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/settings.hpp"
+
 namespace dp::net {
 
 bool parse_host_port(const std::string& text, std::string& host, uint16_t& port, std::string& error) {
@@ -16,7 +18,7 @@ bool parse_host_port(const std::string& text, std::string& host, uint16_t& port,
     if (!text.empty() && text[0] == '[') {
         const size_t close = text.find(']');
         if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            error = "'" + text + "' is not [IPV6]:PORT";
+            error = config::quote(text) + " is not [IPV6]:PORT";
             return false;
         }
         host = text.substr(1, close - 1);
@@ -24,23 +26,47 @@ bool parse_host_port(const std::string& text, std::string& host, uint16_t& port,
     } else {
         const size_t colon = text.rfind(':');
         if (colon == std::string::npos || text.find(':') != colon) {
-            error = "'" + text + "' is not ADDR:PORT (write IPv6 as [ADDR]:PORT)";
+            error = config::quote(text) + " is not ADDR:PORT (write IPv6 as [ADDR]:PORT)";
             return false;
         }
         host = text.substr(0, colon);
         p = text.substr(colon + 1);
     }
     if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoul(p) > 65535) {
-        error = "'" + text + "': bad port";
+        error = config::quote(text) + ": bad port";
         return false;
     }
     port = static_cast<uint16_t>(std::stoul(p));
     sockaddr_storage ss;
     socklen_t len;
     if (!make_sockaddr(host, port, ss, len)) {
-        error = "'" + text + "': '" + host + "' is not an IPv4 or IPv6 address";
+        error = config::quote(text) + ": " + config::quote(host) + " is not an IPv4 or IPv6 address";
         return false;
     }
+    return true;
+}
+
+std::string format_host_port(const std::string& host, uint16_t port) {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool bound_address(int fd, std::string& host, uint16_t& port) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+    char buf[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+        port = ntohs(a->sin6_port);
+    } else {
+        return false;
+    }
+    host = buf;
     return true;
 }
 
@@ -66,10 +92,9 @@ bool make_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& ss,
 int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport, std::string& error) {
     sockaddr_storage ss;
     socklen_t len;
-    const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                              std::to_string(port) + (type == SOCK_DGRAM ? "/udp" : "/tcp");
+    const std::string where = format_host_port(host, port) + (type == SOCK_DGRAM ? "/udp" : "/tcp");
     if (!make_sockaddr(host, port, ss, len)) {
-        error = "host: '" + host + "' is not an IPv4 or IPv6 address";
+        error = "host: " + config::quote(host) + " is not an IPv4 or IPv6 address";
         return -1;
     }
     const int fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -10,6 +10,10 @@ namespace dp::net {
 
 // Parses "ADDR:PORT" or "[V6ADDR]:PORT"; false with `error` set when malformed.
 bool parse_host_port(const std::string& text, std::string& host, uint16_t& port, std::string& error);
+// "ADDR:PORT", or "[V6ADDR]:PORT" for IPv6: how flags and log lines write an address.
+std::string format_host_port(const std::string& host, uint16_t port);
+// The address a socket is bound to (after binding port 0: the port the kernel chose).
+bool bound_address(int fd, std::string& host, uint16_t& port);
 // Fills `ss` for host/port; false when host is not a literal IPv4 or IPv6 address.
 bool make_sockaddr(const std::string& host, uint16_t port, sockaddr_storage& ss, socklen_t& len);
 // A bound non-blocking socket (SOCK_DGRAM or SOCK_STREAM), SO_REUSEPORT when asked.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net/metrics.hpp"
+#include "net/sockets.hpp"
 #include "worker/tcp_server.hpp"
 #include "worker/udp_server.hpp"
 #include "worker/worker_config.hpp"
@@ -18,10 +19,19 @@
 
 namespace {
 
-using dp::dns::ConfigError;
 using namespace dp::worker;
+using dp::config::CliAction;
 
 void log_line(const std::string& s) { std::fprintf(stderr, "domain-park-worker: %s\n", s.c_str()); }
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string r;
+    for (const auto& s : v) {
+        if (!r.empty()) r += ", ";
+        r += s;
+    }
+    return r;
+}
 
 struct App {
     int argc;
@@ -33,44 +43,52 @@ struct App {
     std::unique_ptr<prometheus::Exposer> exposer;
     std::shared_ptr<dp::net::MetricsRegistry> registry;
     uv_signal_t sighup{}, sigterm{}, sigint{};
+    uv_timer_t drain{};
+    uint64_t drain_deadline_ms = 0;
     bool stopping = false;
 
+    // SIGHUP: the file and flags again. Everything the schema marks live is applied (a new answer
+    // policy, new TCP limits, re-derived values); what changes only on restart keeps its running
+    // value, and the log line and a gauge say so.
     void reload() {
         WorkerConfig next;
+        dp::config::Cli cli;
         try {
-            load_config(argc, argv, next);
+            load_config(argc, argv, next, cli);
             auto policy = std::make_unique<dp::dns::Policy>(next.policy);
-            if (next.host != ctx.config.host || next.port != ctx.config.port || next.udp != ctx.config.udp ||
-                next.tcp != ctx.config.tcp || next.metrics != ctx.config.metrics)
-                log_line("reload: listen and metrics addresses change only on restart; kept the old ones");
+            const std::vector<std::string> kept = worker_schema().keep_restart_only(next, ctx.config);
             ctx.policy = std::move(policy);
-            ctx.config.policy = next.policy;
-            ctx.config.tcp_idle_timeout_ms = next.tcp_idle_timeout_ms;
-            ctx.config.tcp_max_pending_bytes = next.tcp_max_pending_bytes;
-            ctx.config.tcp_close_grace_ms = next.tcp_close_grace_ms;
-            ctx.config.shutdown_grace_ms = next.shutdown_grace_ms;
+            ctx.config = next;
+            if (tcp) tcp->reconfigure();
             ctx.metrics.reloads_ok.inc();
-            log_line("reloaded configuration");
+            ctx.metrics.restart_required.set(kept.empty() ? 0 : 1);
+            log_line("reloaded configuration" +
+                     (kept.empty() ? std::string()
+                                   : "; changed settings that apply only on restart kept their running values: " +
+                                         joined(kept)));
         } catch (const std::exception& e) {
             ctx.metrics.reloads_failed.inc();
             log_line(std::string("reload failed, keeping the running configuration: ") + e.what());
         }
     }
 
+    // SIGTERM: stop reading, answer what has arrived (bounded by shutdown_grace), close with FIN.
     void stop() {
         if (stopping) return;
         stopping = true;
         log_line("stopping: draining connections");
         if (udp) udp->stop();
-        if (tcp) {
-            tcp->shutdown([](void* a) { static_cast<App*>(a)->finish(); }, this);
-        } else {
-            finish();
-        }
+        if (tcp) tcp->shutdown();
+        drain_deadline_ms = uv_now(loop) + ctx.config.serving.shutdown_grace_ms;
+        uv_timer_init(loop, &drain);
+        drain.data = this;
+        uv_timer_start(&drain, [](uv_timer_t* t) { static_cast<App*>(t->data)->check_drained(); }, 0, 20);
     }
 
-    void finish() {
-        for (uv_signal_t* s : {&sighup, &sigterm, &sigint}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    void check_drained() {
+        const bool idle = !tcp || tcp->open_connections() == 0;
+        if (!idle && uv_now(loop) < drain_deadline_ms) return;
+        if (!idle) log_line("shutdown_grace passed with connections left");
         uv_stop(loop);
     }
 };
@@ -86,10 +104,12 @@ int main(int argc, char** argv) {
     app->argv = argv;
     g_app = app.get();
     WorkerContext& ctx = app->ctx;
+    dp::config::Cli cli;
     try {
-        switch (load_config(argc, argv, ctx.config)) {
-            case CliAction::Help: std::fputs(usage(), stdout); return 0;
+        switch (load_config(argc, argv, ctx.config, cli)) {
+            case CliAction::Help: std::fputs(usage().c_str(), stdout); return 0;
             case CliAction::Version: std::printf("domain-park-worker %s\n", DOMAIN_PARK_VERSION); return 0;
+            case CliAction::SettingsTable: std::fputs(worker_schema().markdown().c_str(), stdout); return 0;
             case CliAction::Run: break;
         }
         ctx.policy = std::make_unique<dp::dns::Policy>(ctx.config.policy);
@@ -97,31 +117,34 @@ int main(int argc, char** argv) {
         log_line(e.what());
         return 2;
     }
-    if (ctx.config.check_only) {
+    if (cli.check_only) {
         std::printf("configuration is valid\n");
         return 0;
     }
 
+    const auto& c = ctx.config;
     std::string error;
-    if (ctx.config.udp) {
+    if (c.serving.udp) {
         app->udp = std::make_unique<UdpServer>(app->loop, ctx);
         if (!app->udp->start(error)) {
             log_line(error);
             return 2;
         }
     }
-    if (ctx.config.tcp) {
+    if (c.serving.tcp) {
         app->tcp = std::make_unique<TcpServer>(app->loop, ctx);
         if (!app->tcp->start(error)) {
             log_line(error);
             return 2;
         }
     }
-    if (!ctx.config.metrics.empty()) {
+    std::string metrics_at;
+    if (!c.serving.metrics.empty()) {
         app->registry = std::make_shared<dp::net::MetricsRegistry>();
         ctx.metrics.register_all(*app->registry);
         try {
-            app->exposer = dp::net::serve_metrics(ctx.config.metrics, app->registry);
+            app->exposer = dp::net::serve_metrics(c.serving.metrics, app->registry, c.serving.metrics_threads,
+                                                  c.serving.metrics_timeout_ms, metrics_at);
         } catch (const std::exception& e) {
             log_line(e.what());
             return 2;
@@ -135,9 +158,9 @@ int main(int argc, char** argv) {
     uv_signal_init(app->loop, &app->sigint);
     uv_signal_start(&app->sigint, [](uv_signal_t*, int) { g_app->stop(); }, SIGINT);
 
-    const auto& c = ctx.config;
-    log_line("serving " + std::string(c.udp ? "udp" : "") + (c.udp && c.tcp ? "+" : "") + (c.tcp ? "tcp" : "") +
-             " on " + c.host + ":" + std::to_string(c.port) + (c.metrics.empty() ? "" : ", metrics on " + c.metrics) +
+    log_line("serving " + std::string(c.serving.udp ? "udp" : "") + (c.serving.udp && c.serving.tcp ? "+" : "") +
+             (c.serving.tcp ? "tcp" : "") + " on " + dp::net::format_host_port(c.host, c.port) +
+             (metrics_at.empty() ? "" : ", metrics on " + metrics_at) +
              "; public suffix list: " + ctx.policy->psl().source());
     uv_run(app->loop, UV_RUN_DEFAULT);
     log_line("stopped");

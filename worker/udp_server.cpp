@@ -32,7 +32,7 @@ UdpServer::UdpServer(uv_loop_t* loop, WorkerContext& ctx) : loop_(loop), ctx_(ct
 
 bool UdpServer::start(std::string& error) {
     const auto& c = ctx_.config;
-    return socket_.open(loop_, c.host, c.port, c.reuseport, c.udp_rcvbuf,
+    return socket_.open(loop_, c.host, c.port, c.reuseport, c.serving.udp_rcvbuf,
                         [](void* self) { static_cast<UdpServer*>(self)->drain(); }, this, error);
 }
 
@@ -78,8 +78,8 @@ void UdpServer::drain() {
             out_bytes -= out_[sent].msg_hdr.msg_iov->iov_len;
             ++sent;
         }
-        m.bytes_in[0].inc(in_bytes);
-        m.bytes_out[0].inc(out_bytes);
+        m.udp_bytes_in.inc(in_bytes);
+        m.udp_bytes_out.inc(out_bytes);
         m.duration[0].observe_ns(now_ns() - t0, static_cast<uint64_t>(got));
         if (got < kBatch) return;
     }

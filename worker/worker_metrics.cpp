@@ -17,7 +17,6 @@ constexpr TypeName kTypes[WorkerMetrics::kQtypes - 1] = {
     {65, "HTTPS"}, {251, "IXFR"}, {252, "AXFR"}, {255, "ANY"}, {257, "CAA"}, {99, "SPF"}};
 constexpr const char* kRcodeNames[WorkerMetrics::kRcodes] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
                                                              "NOTIMP",  "REFUSED", "BADVERS",  "other"};
-constexpr const char* kCloseNames[] = {"idle", "evicted", "peer", "error", "shutdown", "bad_length"};
 }  // namespace
 
 int WorkerMetrics::qtype_index(uint16_t t) {
@@ -49,9 +48,9 @@ void WorkerMetrics::register_all(net::MetricsRegistry& r) const {
         r.counter("domain_park_dropped_total", "Messages received and not answered (responses, runts)",
                   {{"transport", kTransportNames[t]}}, &dropped[t]);
         r.counter("domain_park_received_bytes_total", "DNS payload octets received",
-                  {{"transport", kTransportNames[t]}}, &bytes_in[t]);
+                  {{"transport", kTransportNames[t]}}, t == 0 ? &udp_bytes_in : &tcp.bytes_in);
         r.counter("domain_park_sent_bytes_total", "DNS payload octets sent", {{"transport", kTransportNames[t]}},
-                  &bytes_out[t]);
+                  t == 0 ? &udp_bytes_out : &tcp.bytes_out);
         r.histogram("domain_park_query_duration_seconds",
                     "Time from receiving a batch of queries to handing its answers to the kernel",
                     {{"transport", kTransportNames[t]}}, &duration[t]);
@@ -68,20 +67,13 @@ void WorkerMetrics::register_all(net::MetricsRegistry& r) const {
               &udp_truncated);
     r.counter("domain_park_udp_send_failed_total", "UDP answers the kernel refused (send buffer full)", {},
               &udp_send_failed);
-    r.counter("domain_park_tcp_connections_accepted_total", "TCP connections accepted", {}, &tcp_accepted);
-    r.gauge("domain_park_tcp_connections_open", "TCP connections open (including closing ones)", {}, &tcp_open);
-    for (int c = 0; c < static_cast<int>(CloseReason::Count); ++c)
-        r.counter("domain_park_tcp_connections_closed_total", "TCP connections closed, by reason",
-                  {{"reason", kCloseNames[c]}}, &tcp_closed[c]);
-    r.counter("domain_park_tcp_read_paused_total",
-              "Times reading from a TCP connection paused because its unsent answers hit the cap", {},
-              &tcp_read_paused);
-    r.counter("domain_park_tcp_oversized_input_total", "TCP connections closed for buffering too much input", {},
-              &tcp_oversized_input);
+    tcp.register_all(r, "domain_park_", "Client");
     r.counter("domain_park_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "success"}},
               &reloads_ok);
     r.counter("domain_park_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "failure"}},
               &reloads_failed);
+    r.gauge("domain_park_config_restart_required",
+            "1 when the last reload met settings that change only on restart (see the log)", {}, &restart_required);
 }
 
 }  // namespace dp::worker

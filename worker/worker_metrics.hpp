@@ -3,10 +3,9 @@
 
 #include "dns/policy.hpp"
 #include "net/metrics.hpp"
+#include "net/tcp_engine.hpp"
 
 namespace dp::worker {
-
-enum class CloseReason : uint8_t { Idle, Evicted, Peer, Error, Shutdown, BadLength, Count };
 
 struct WorkerMetrics {
     static constexpr int kTransports = 2;  // 0 udp, 1 tcp
@@ -16,15 +15,12 @@ struct WorkerMetrics {
     net::Counter queries[kTransports][kQtypes][kRcodes];
     net::Counter malformed[static_cast<int>(dns::Malformed::Count)];
     net::Counter dropped[kTransports];
-    net::Counter bytes_in[kTransports], bytes_out[kTransports];
+    net::Counter udp_bytes_in, udp_bytes_out;
     net::Counter udp_truncated;
     net::Counter udp_send_failed;
-    net::Counter tcp_accepted;
-    net::Gauge tcp_open;
-    net::Counter tcp_closed[static_cast<int>(CloseReason::Count)];
-    net::Counter tcp_read_paused;
-    net::Counter tcp_oversized_input;
+    net::TcpStats tcp;  // connections, their limits, TCP payload octets (the engine's)
     net::Counter reloads_ok, reloads_failed;
+    net::Gauge restart_required;  // 1 while the file asks for settings only a restart applies
     net::Counter suffix_lookups[2];  // public-suffix lookups past the hot table: 0 memo, 1 libpsl
     net::Histogram duration[kTransports];
 
@@ -39,7 +35,6 @@ struct WorkerMetrics {
         queries[transport][qtype_index(o.qtype)][rcode_index(o.rcode)].inc();
         if (o.truncated) udp_truncated.inc();
     }
-    void close(CloseReason r) { tcp_closed[static_cast<int>(r)].inc(); }
 
     void register_all(net::MetricsRegistry& r) const;
 

@@ -1,6 +1,7 @@
 """Every row of DESIGN.md "The answers" against the real worker, over UDP and over TCP."""
 
 import json
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -688,6 +689,14 @@ def test_configured_soa(config_worker, transport):
         CFG_SOA["serial"], CFG_SOA["refresh"], CFG_SOA["retry"], CFG_SOA["expire"], CFG_SOA["minimum"])
 
 
+def test_soa_rname_in_mailbox_form(worker_factory, tmp_path, transport):
+    cfg = tmp_path / "rname.json"
+    cfg.write_text(json.dumps({"nameservers": [f"{NS1}:{NS1_ADDRS[0]}"], "soa": {"rname": "Hostmaster@Park.example.net"}}))
+    w = worker_factory("-c", str(cfg))
+    rrset = single_answer(ask(w, transport, "example.com.", "SOA"), "example.com.", "SOA", 3600)
+    assert rrset[0].rname == dns.name.from_text("hostmaster.park.example.net.")
+
+
 def test_configured_ttls(config_worker, transport):
     single_answer(ask(config_worker, transport, "example.com.", "TXT"), "example.com.", "TXT", 600)
     single_answer(ask(config_worker, transport, "example.com.", "MX"), "example.com.", "MX", 600)
@@ -717,8 +726,11 @@ def test_psl_private_section(worker_factory, transport):
 
 
 def test_psl_file(worker_factory, tmp_path, transport):
+    # The system's list with one more rule: an operator's own copy. (A file far smaller than a
+    # real list is refused: see test_lifecycle's psl_file_not_a_list.)
+    system = Path("/usr/share/publicsuffix/public_suffix_list.dat").read_text()
     psl = tmp_path / "psl.dat"
-    psl.write_text("// ===BEGIN ICANN DOMAINS===\ncom\nfoo.com\nnet\n// ===END ICANN DOMAINS===\n")
+    psl.write_text(system.replace("// ===END ICANN DOMAINS===", "foo.com\n// ===END ICANN DOMAINS===", 1))
     w = worker_factory("-n", f"{NS1}:{NS1_ADDRS[0]}", "--psl-file", str(psl))
     assert_nodata(ask(w, transport, "a.b.foo.com.", "A"), "b.foo.com.")
     assert_refused_not_aa(ask(w, transport, "foo.com.", "SOA"))

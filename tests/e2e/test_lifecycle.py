@@ -50,6 +50,13 @@ BAD_FLAG_CASES = {
     "bad_metrics": (["-n", GOOD_NS, "--metrics", "nonsense"], "metrics"),
     "missing_config_file": (["-n", GOOD_NS, "-c", "/nonexistent/domain-park.json"], "domain-park.json"),
     "missing_psl_file": (["-n", GOOD_NS, "--psl-file", "/nonexistent/psl.dat"], "psl"),
+    # A file that is no Public Suffix List would have the worker park co.uk itself.
+    "psl_file_not_a_list": (["-n", GOOD_NS, "--psl-file", "/etc/passwd"], "psl_file"),
+    "rua_not_an_address": (["-n", GOOD_NS, "--rua", "notanemail"], "rua"),
+    "ruf_one_label_domain": (["-n", GOOD_NS, "--ruf", "x@y"], "ruf"),
+    "rua_tag_separator": (["-n", GOOD_NS, "--rua", "a;p=none@example.net"], "rua"),
+    "huge_port_value": (["-n", GOOD_NS, "--port", "9" * 5000], "port"),
+    "huge_host_value": (["-n", GOOD_NS, "--host", "h" * 5000], "host"),
 }
 
 
@@ -58,6 +65,7 @@ def assert_usage_error(p, must_mention):
     err = p.stderr.strip()
     assert err, "an error must be reported on stderr"
     assert "\n" not in err, f"expected exactly one line on stderr, got:\n{p.stderr}"
+    assert len(err) < 400, f"the error line quotes too much: {len(err)} characters"
     assert must_mention.lower() in err.lower(), f"error {err!r} does not name {must_mention!r}"
 
 
@@ -83,6 +91,14 @@ BAD_CONFIG_CASES = {
     "wrong_type": ({"nameservers": [GOOD_NS], "rua": 5}, "rua"),
     "invalid_json": ('{"nameservers": [', "json"),
     "not_an_object": ('["ns1.example.net"]', ""),
+    "duplicate_key": ('{"nameservers": ["ns1.example.net"], "ttl": 60, "ttl": 70}', "'ttl' appears twice"),
+    "duplicate_nested_key": ('{"nameservers": ["ns1.example.net"], "soa": {"ttl": 1, "ttl": 2}}', "appears twice"),
+    # Used to crash --check-config with SIGSEGV (the error message printed the value recursively).
+    "nested_200000_levels": ("[" * 200000 + "]" * 200000, "deeper than 16"),
+    "nested_value_200000_levels": ('{"rua": ' + "[" * 200000 + "]" * 200000 + "}", "deeper than 16"),
+    "huge_bad_value": ({"nameservers": [GOOD_NS], "port": "x" * 100000}, "port"),
+    "caa_iodef_not_a_url": ({"nameservers": [GOOD_NS], "caa_iodef": "security@example.net"}, "caa_iodef"),
+    "rname_dotted_local_part": ({"nameservers": [GOOD_NS], "soa": {"rname": "host.master@example.net"}}, "soa.rname"),
 }
 
 

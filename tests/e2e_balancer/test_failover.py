@@ -102,7 +102,10 @@ def test_worker_that_stops_answering_servfail_at_deadline_then_recovers(procs):
         assert r.rcode() == dns.rcode.SERVFAIL
         assert elapsed < 1.5 + 1.0, f"SERVFAIL after {elapsed:.2f}s, deadline 1.5s"
         m = b.metrics()
-        assert m.value("domain_park_balancer_deadline_expired_total") >= 1
+        # Three attempts of 400 ms ran out at 1.2 s, before the 1.5 s deadline: the label says so.
+        assert m.value("domain_park_balancer_servfail_total", reason="retries_exhausted") == 1
+        assert m.value("domain_park_balancer_servfail_total", reason="deadline") == 0
+        assert m.value("domain_park_balancer_deadline_expired_total") == 0
         assert m.value("domain_park_balancer_worker_failures_total", reason="timeout") >= 1
         # Three timeouts mark it down: the next query is answered at once.
         t0 = time.monotonic()
@@ -120,6 +123,21 @@ def test_worker_that_stops_answering_servfail_at_deadline_then_recovers(procs):
             break
         time.sleep(0.1)
     assert rcode == dns.rcode.NOERROR, "worker not used again within 10 s of SIGCONT"
+
+
+def test_servfail_reason_deadline_when_the_deadline_cuts_an_attempt(procs):
+    w = procs.worker()
+    b = procs.balancer(workers=[addr(w)], extra_args=["--deadline-ms", "1200", "--attempt-timeout-ms", "1000"])
+    os.kill(w.pid, signal.SIGSTOP)
+    try:
+        r = h.query(b.port, h.make_query("late.example.com.", "TXT"), "udp", timeout=4.0)
+        assert r.rcode() == dns.rcode.SERVFAIL
+        m = b.metrics()
+        assert m.value("domain_park_balancer_servfail_total", reason="deadline") == 1
+        assert m.value("domain_park_balancer_servfail_total", reason="retries_exhausted") == 0
+        assert m.value("domain_park_balancer_deadline_expired_total") == 1
+    finally:
+        os.kill(w.pid, signal.SIGCONT)
 
 
 def test_deadline_action_drop(procs, tmp_path):

@@ -91,8 +91,8 @@ def run_balancer(*args, timeout=10):
 
 BAD = [
     (["--listen", "127.0.0.1:5300"], "workers"),
-    (["--worker", "nonsense"], "workers"),
-    (["--worker", "127.0.0.1"], "workers"),
+    (["--worker", "nonsense"], "--worker"),
+    (["--worker", "127.0.0.1"], "--worker"),
     (["--worker", "127.0.0.1:5300", "--worker", "127.0.0.1:5300"], "workers"),
     (["--worker", "127.0.0.1:5300", "--listen", "localhost:53"], "listen"),
     (["--worker", "127.0.0.1:5300", "--listen", "127.0.0.1:99999"], "listen"),

@@ -83,12 +83,26 @@ def test_rrl_drops_and_slips_the_same_answer(procs, tmp_path):
     assert rrl_counts(m1, "slipped") - rrl_counts(m0, "slipped") == tc
     assert rrl_counts(m1, "dropped") - rrl_counts(m0, "dropped") == lost
     assert m1.value("domain_park_balancer_rrl_total", action="dropped", kind="answer") >= lost
-    # Other names are other buckets; TCP is exempt.
-    full2, _, _ = udp_burst(b.port, ["other.example.com."] * 3)
+    # Other registrable domains are other buckets; TCP is exempt.
+    full2, _, _ = udp_burst(b.port, ["other.example.org."] * 3)
     assert full2 == 3
     for _ in range(20):
         r = h.query(b.port, h.make_query("rrl.example.com.", "TXT"), "tcp")
         assert r.rcode() == dns.rcode.NOERROR and r.answer
+
+
+def test_rrl_keys_answers_on_the_registrable_domain_not_the_name(procs, tmp_path):
+    # Every name under a parked domain is answered, like a wildcard: a flood of distinct names
+    # must share one bucket (BIND keys wildcard answers on the wildcard), or RRL limits nothing.
+    b = rl_stack(procs, tmp_path, responses_per_second=5, slip=0, window=5)
+    full, tc, lost = udp_burst(b.port, [f"r{i}.example.com." for i in range(BURST)])
+    assert tc == 0 and 5 <= full <= 8 and lost == BURST - full, (full, tc, lost)
+    assert b.metrics().value("domain_park_balancer_rrl_total", action="dropped", kind="answer") == lost
+    # Case and depth do not matter; another type is another bucket, and so is another domain.
+    full_mx, _, _ = udp_burst(b.port, ["a.b.EXAMPLE.com."] * 3, qtype="MX")
+    assert full_mx == 3
+    full_uk, _, _ = udp_burst(b.port, [f"r{i}.example.co.uk." for i in range(3)])
+    assert full_uk == 3
 
 
 def test_rrl_slip_0_only_drops_and_nodata_is_keyed_on_the_zone(procs, tmp_path):

@@ -18,11 +18,14 @@ using namespace dp;
 using namespace dp::balancer;
 
 namespace {
+using config::CliAction;
+
 CliAction run(std::vector<std::string> args, BalancerConfig& c) {
     args.insert(args.begin(), "domain-park-balancer");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
-    return load_config(static_cast<int>(argv.size()), argv.data(), c);
+    config::Cli cli;
+    return load_config(static_cast<int>(argv.size()), argv.data(), c, cli);
 }
 
 std::string message_of(std::vector<std::string> args) {
@@ -49,8 +52,8 @@ TEST_CASE("defaults") {
     REQUIRE(run({"--worker", "127.0.0.1:5300"}, c) == CliAction::Run);
     CHECK(c.listen == std::vector<std::string>{"127.0.0.1:53"});
     CHECK(c.workers == std::vector<std::string>{"127.0.0.1:5300"});
-    CHECK(c.udp);
-    CHECK(c.tcp);
+    CHECK(c.serving.udp);
+    CHECK(c.serving.tcp);
     CHECK(c.threads == 1);
     CHECK(c.deadline_ms == 1500);
     CHECK(c.cache.max_entries == 100000);
@@ -112,7 +115,7 @@ TEST_CASE("bad configuration names the setting") {
     CHECK(message_of({}).find("workers") != std::string::npos);
     CHECK(message_of({"--worker", "127.0.0.1:5300", "--threads", "0"}).find("--threads") != std::string::npos);
     CHECK(message_of({"--worker", "127.0.0.1:5300", "--threads", "65"}).find("--threads") != std::string::npos);
-    CHECK(message_of({"--worker", "localhost:5300"}).find("workers") != std::string::npos);
+    CHECK(message_of({"--worker", "localhost:5300"}).find("--worker") != std::string::npos);
     CHECK(message_of({"--worker", "127.0.0.1:5300", "--cache-entries", "lots"}).find("--cache-entries") !=
           std::string::npos);
     CHECK(message_of({"--worker", "127.0.0.1:5300", "--bogus"}).find("--bogus") != std::string::npos);
@@ -131,6 +134,9 @@ TEST_CASE("bad configuration names the setting") {
         {R"({"workers": ["127.0.0.1:5300"], "health_backoff_min_ms": 500, "health_backoff_max_ms": 100})",
          "health_backoff_max_ms"},
         {R"({"workers": ["127.0.0.1:5300"],})", "not valid JSON"},
+        {R"({"workers": ["127.0.0.1:5300"], "cache": {"max_ttl": 60, "max_ttl": 61}})", "appears twice"},
+        {R"({"workers": ["127.0.0.1:5300"], "upstream_connections": 4, "upstream_max_connections": 2})",
+         "upstream_max_connections"},
     };
     for (const auto& [text, word] : bad_files) {
         TempFile f(text);
@@ -146,7 +152,7 @@ TEST_CASE("each thread gets its share of the process-wide limits") {
     REQUIRE(run({"--worker", "127.0.0.1:5300"}, c) == CliAction::Run);
     c.threads = 4;
     c.max_inflight = 16384;
-    c.tcp_max_connections = 10001;
+    c.serving.tcp_max_connections = 10001;
     c.cache.max_entries = 100000;
     c.cache.max_bytes = 64u << 20;
     c.rate_limit.requests_per_second = 10;
@@ -154,7 +160,7 @@ TEST_CASE("each thread gets its share of the process-wide limits") {
     c.rate_limit.max_entries = 65536;
     const BalancerConfig t = thread_share(c, 4);
     CHECK(t.max_inflight == 4096);
-    CHECK(t.tcp_max_connections == 2501);  // rounded up: the total is never below the setting
+    CHECK(t.serving.tcp_max_connections == 2501);  // rounded up: the total is never below the setting
     CHECK(t.cache.max_entries == 25000);
     CHECK(t.cache.max_bytes == (16u << 20));
     CHECK(t.rate_limit.requests_per_second == 3);
@@ -163,4 +169,35 @@ TEST_CASE("each thread gets its share of the process-wide limits") {
     const BalancerConfig one = thread_share(c, 1);
     CHECK(one.max_inflight == 16384);
     CHECK(one.cache.max_entries == 100000);
+}
+
+TEST_CASE("the serving settings are the worker's: one declaration, same keys, flags and ranges") {
+    const auto& serving = net::serving_settings();
+    const std::string table = balancer_schema().markdown();
+    for (const auto& s : serving) {
+        CAPTURE(s.key);
+        CHECK(table.find("| `" + s.key + "` |") != std::string::npos);
+    }
+    BalancerConfig c;
+    REQUIRE(run({"--worker", "127.0.0.1:5300", "--idle-timeout", "12", "--max-connections", "77", "--tcp"}, c) ==
+            CliAction::Run);
+    CHECK(c.serving.tcp_idle_timeout_ms == 12000);
+    CHECK(c.serving.tcp_max_connections == 77);
+    CHECK_FALSE(c.serving.udp);
+    CHECK(message_of({"--worker", "127.0.0.1:5300", "--idle-timeout", "0"}).find("--idle-timeout") !=
+          std::string::npos);
+}
+
+TEST_CASE("reload keeps restart-only settings and names them") {
+    BalancerConfig running, next;
+    REQUIRE(run({"--worker", "127.0.0.1:5300", "--threads", "2"}, running) == CliAction::Run);
+    REQUIRE(run({"--worker", "127.0.0.1:5301", "--threads", "3", "--listen", "127.0.0.1:5999", "--max-connections",
+                 "5"},
+                next) == CliAction::Run);
+    const auto kept = balancer_schema().keep_restart_only(next, running);
+    CHECK(kept == std::vector<std::string>{"listen", "threads"});
+    CHECK(next.threads == 2);
+    CHECK(next.listen == running.listen);
+    CHECK(next.workers == std::vector<std::string>{"127.0.0.1:5301"});
+    CHECK(next.serving.tcp_max_connections == 5);  // applied on reload now
 }

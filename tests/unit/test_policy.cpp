@@ -426,13 +426,13 @@ TEST_CASE("registrable domains by the Public Suffix List") {
     // Asked twice: the memo in front of libpsl gives the same answers, and so does no memo.
     CHECK(p.registrable_domain("a.b.kawasaki.jp") == "a.b.kawasaki.jp");
     PolicySettings no_memo = base_settings();
-    no_memo.psl_memo_entries = 0;
+    no_memo.psl.memo_entries = 0;
     Policy direct(no_memo);
     for (const char* n : {"a.b.example.co.uk", "x.city.kawasaki.jp", "a.b.kawasaki.jp", "co.uk", "shop.example.xn--p1ai"})
         CHECK(direct.registrable_domain(n) == p.registrable_domain(n));
 
     PolicySettings s = base_settings();
-    s.psl_private = true;
+    s.psl.private_section = true;
     Policy priv(s);
     CHECK(priv.registrable_domain("foo.bar.blogspot.com") == "bar.blogspot.com");
 
@@ -508,7 +508,7 @@ std::string reference_registrable(psl_ctx_st* ctx, const std::string& name, int 
 TEST_CASE("the public-suffix rule table agrees with libpsl for every rule of the list") {
     for (bool priv : {false, true}) {
         PolicySettings s = base_settings();
-        s.psl_private = priv;
+        s.psl.private_section = priv;
         Policy p(s);
         const std::string& file = p.psl().source();
         std::ifstream in(file);
@@ -554,7 +554,7 @@ TEST_CASE("the public-suffix rule table agrees with libpsl for every rule of the
         const std::string dafsa = file.substr(0, file.rfind('.')) + ".dafsa";
         if (std::ifstream(dafsa)) {
             PolicySettings ds = s;
-            ds.psl_file = dafsa;
+            ds.psl.file = dafsa;
             Policy pd(ds);
             for (const char* name : {"www.park-1.co.uk", "a.b.sch.uk", "x.city.kawasaki.jp", "a.b.kawasaki.jp",
                                      "a.b.xn--55qx5d.cn", "foo.bar.blogspot.com", "a.b.c.notatld"}) {
