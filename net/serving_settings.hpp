@@ -16,8 +16,8 @@ struct ServingSettings {
     bool tcp = true;
     uint8_t only = 0;     // --udp / --tcp seen on the command line (bit 0 / bit 1)
     std::string metrics;  // ADDR:PORT of the Prometheus endpoint; empty: off
-    uint32_t metrics_threads = 4;
-    uint32_t metrics_timeout_ms = 5000;
+    uint32_t metrics_threads = 8;
+    uint32_t metrics_timeout_ms = 3000;
     uint32_t tcp_idle_timeout_ms = 30000;  // longer than CoreDNS's expire (10 s) + its cleanup tick
     uint32_t tcp_max_connections = 10000;
     uint32_t tcp_max_pending_bytes = 256 * 1024;

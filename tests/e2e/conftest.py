@@ -138,11 +138,12 @@ class Worker:
         return self.proc.returncode
 
 
-def start_worker(tmp_dir, *args, port=None, host=h.HOST, listen=True, wait=True, ready_transport=None):
+def start_worker(tmp_dir, *args, port=None, host=h.HOST, listen=True, wait=True, ready_transport=None, wrapper=()):
     """Start the worker with args (plus --host/--port unless listen=False) and wait until it
-    answers. ready_transport defaults to udp unless --tcp (TCP only) is among args."""
+    answers. ready_transport defaults to udp unless --tcp (TCP only) is among args. `wrapper`
+    runs before the binary and execs it (e.g. prlimit for a lower descriptor limit)."""
     port = port if port is not None else free_port(host)
-    cmd = [worker_binary()]
+    cmd = [*wrapper, worker_binary()]
     if listen:
         cmd += ["--host", host, "--port", str(port)]
     cmd += [str(a) for a in args]

@@ -60,11 +60,12 @@ from prom_scrape import Metrics, free_tcp_ports, http_get, scrape, wait_metrics 
 class Balancer:
     """One domain-park-balancer process listening on a free loopback port (UDP and TCP)."""
 
-    def __init__(self, tmp_dir, workers=(), extra_args=(), config=None, port=None, metrics=True, wait=True):
+    def __init__(self, tmp_dir, workers=(), extra_args=(), config=None, port=None, metrics=True, wait=True,
+                 wrapper=()):
         self.tmp_dir = Path(tmp_dir)
         self.port = port or wc.free_port()
         self.metrics_addr = f"{h.HOST}:{free_tcp_ports(1, taken={self.port})[0]}" if metrics else None
-        self.args = [balancer_binary(), "--listen", f"{h.HOST}:{self.port}"]
+        self.args = [*wrapper, balancer_binary(), "--listen", f"{h.HOST}:{self.port}"]
         for w in workers:
             self.args += ["--worker", w]
         if config is not None:

@@ -246,3 +246,11 @@ def test_edns_tcp_keepalive_is_the_balancers(procs):
         r = dns.message.from_wire(wire)
         assert r.rcode() == dns.rcode.NOERROR and r.answer
         assert h.edns_option(r, 11) is None, "edns-tcp-keepalive must not be sent over UDP"
+    # The option twice in one query: every copy comes out before the query goes to a worker
+    # (before, only the first did, and the UDP client got the worker's keepalive answer).
+    twice = [dns.edns.GenericOption(11, b""), dns.edns.GenericOption(11, b"")]
+    for name in ("ka-twice.example.com.", "ka-twice.example.com."):
+        wire = h.udp_exchange(b.port, h.make_query(name, "TXT", edns=0, options=twice).to_wire())
+        r = dns.message.from_wire(wire)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer
+        assert h.edns_option(r, 11) is None, "edns-tcp-keepalive twice over UDP: still none in the answer"
