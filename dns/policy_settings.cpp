@@ -104,7 +104,7 @@ std::vector<config::Setting<P>> declare_policy() {
     v.push_back(config::with_default(
         string<P>("soa.rname", &P::soa_rname, Reload::Live,
                   "SOA responsible mailbox, as a name (hostmaster.example.net) or an address (hostmaster@example.net)"),
-        "hostmaster.<first NS minus its first label>"));
+        "hostmaster. + the first name server minus its first label"));
     v.push_back(number<P>("soa.ttl", &P::soa_ttl, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA TTL"));
     v.push_back(number<P>("soa.serial", &P::soa_serial, 0, 0xFFFFFFFF, Unit::Count, Reload::Live, "SOA serial"));
     v.push_back(number<P>("soa.refresh", &P::soa_refresh, 0, kTtlMax, Unit::Seconds, Reload::Live, "SOA refresh"));

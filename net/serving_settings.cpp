@@ -49,7 +49,7 @@ std::vector<config::Setting<S>> declare() {
     v.push_back(with_flag(number<S>("tcp_max_connections", &S::tcp_max_connections, 1, 1000000, Unit::Count,
                                     Reload::Live,
                                     "open TCP connections; at the cap the least recently active one is closed "
-                                    "(also capped by the fd limit)"),
+                                    "(also capped by the descriptors the process can give clients)"),
                           "--max-connections", "N"));
     v.push_back(number<S>("tcp_max_pending_bytes", &S::tcp_max_pending_bytes, 4096, 64u << 20, Unit::Bytes,
                           Reload::Live,
