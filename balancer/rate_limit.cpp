@@ -10,6 +10,7 @@
 #include <new>
 #include <random>
 
+#include "config/settings.hpp"
 #include "dns/message.hpp"
 #include "dns/policy.hpp"
 
@@ -98,7 +99,7 @@ bool Prefix::contains(uint8_t addr_family, const uint8_t* address) const {
 
 bool parse_prefix(const std::string& text, Prefix& out, std::string& error) {
     auto fail = [&](const char* why) {
-        error = "bad network \"" + text + "\": " + why;
+        error = "bad network " + config::quote(text) + ": " + why;
         return false;
     };
     if (text.find('\0') != std::string::npos) return fail("NUL in the text");

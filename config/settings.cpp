@@ -6,8 +6,8 @@
 
 namespace dp::config {
 
-std::string quote(std::string_view text, size_t max) {
-    std::string r = "'";
+std::string printable(std::string_view text, size_t max) {
+    std::string r;
     for (size_t i = 0; i < text.size(); ++i) {
         if (i == max) {
             r += "...";
@@ -16,7 +16,14 @@ std::string quote(std::string_view text, size_t max) {
         const unsigned char c = static_cast<unsigned char>(text[i]);
         r += (c < 0x20 || c == 0x7F) ? '?' : static_cast<char>(c);
     }
-    return r + "'";
+    return r;
+}
+
+std::string quote(std::string_view text, size_t max) {
+    std::string r(1, '\'');
+    r += printable(text, max);
+    r += '\'';
+    return r;
 }
 
 std::string quote_json(const nlohmann::json& v, size_t max) {
@@ -100,7 +107,7 @@ std::vector<Flag> split_flags(int argc, char** argv, const std::vector<std::stri
             a.value = argv[++i];
             a.valued = true;
         }
-        if (a.name.size() > 64) a.name = quote(a.name, 48);
+        a.name = printable(a.name, 48);  // it may be echoed in an error line
         out.push_back(std::move(a));
     }
     return out;

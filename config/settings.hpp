@@ -27,6 +27,8 @@ namespace dp::config {
 // Input quoted into an error message, cut to at most `max` octets ("..." marks the cut) with
 // control octets shown as '?', so an error line stays one short line whatever the input.
 std::string quote(std::string_view text, size_t max = 48);
+// The same without the quotes (flag names).
+std::string printable(std::string_view text, size_t max = 48);
 // A JSON value as text for an error message, cut the same way.
 std::string quote_json(const nlohmann::json& v, size_t max = 48);
 
@@ -289,7 +291,7 @@ public:
                 if (!v.is_object()) throw ConfigError(key + ": expected an object, got " + quote_json(v));
                 apply_json(t, v, key + ".");
             } else {
-                throw ConfigError(key + ": unknown setting");
+                throw ConfigError(printable(key) + ": unknown setting");
             }
         }
     }

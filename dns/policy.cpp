@@ -151,8 +151,8 @@ NameServer parse_nameserver(std::string_view spec) {
             const size_t comma = rest.find(',');
             const std::string_view addr = rest.substr(0, comma);
             if (!parse_address(addr, ns.v4, ns.v6))
-                throw ConfigError("nameserver " + config::quote(whole) + "': '" + std::string(addr) +
-                                  "' is not an IPv4 or IPv6 address");
+                throw ConfigError("nameserver " + config::quote(whole) + ": " + config::quote(addr) +
+                                  " is not an IPv4 or IPv6 address");
             if (comma == std::string_view::npos) break;
             rest.remove_prefix(comma + 1);
         }

@@ -4,7 +4,8 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config
           libuv1-dev libc-ares-dev nlohmann-json3-dev doctest-dev prometheus-cpp-dev libpsl-dev publicsuffix
-          dnsutils knot-dnsutils curl python3 python3-pip)
+          dnsutils knot-dnsutils curl python3 python3-pip
+          clang libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -138,7 +138,9 @@ TEST_CASE("bad configuration names the setting") {
         {R"({"workers": ["127.0.0.1:5300"], "upstream_connections": 4, "upstream_max_connections": 2})",
          "upstream_max_connections"},
     };
-    for (const auto& [text, word] : bad_files) {
+    for (const auto& row : bad_files) {  // not a structured binding: clang 14 cannot capture one in INFO
+        const char* text = row.first;
+        const char* word = row.second;
         TempFile f(text);
         const std::string msg = message_of({"--config", f.path});
         INFO(text);

@@ -197,7 +197,7 @@ TEST_CASE("parse_prefix: invalid text is rejected with one line naming it") {
         p.length = 77;
         std::string err;
         CHECK_MESSAGE(!parse_prefix(bad, p, err), bad);
-        CHECK(err.find(std::string("\"") + bad + "\"") != std::string::npos);
+        CHECK(err.find(std::string("'") + bad + "'") != std::string::npos);
         CHECK(err.find('\n') == std::string::npos);
         CHECK(p.length == 77);  // untouched on failure
     }
