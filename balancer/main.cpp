@@ -10,6 +10,7 @@
 #include "balancer/balancer_config.hpp"
 #include "balancer/engine.hpp"
 #include "net/metrics.hpp"
+#include "net/systemd_notify.hpp"
 #include "net/sockets.hpp"
 
 #ifndef DOMAIN_PARK_VERSION
@@ -46,6 +47,7 @@ struct App {
     std::unique_ptr<prometheus::Exposer> exposer;
     uv_signal_t sighup{}, sigterm{}, sigint{};
     bool stopping = false;
+    std::string status;  // the "serving ..." line, also systemd's STATUS=
 
     // The reload counters live in thread 0's metrics; only this (main) thread bumps them.
     BalancerMetrics& metrics() { return engines.front()->metrics(); }
@@ -93,6 +95,7 @@ struct App {
     void stop() {
         if (stopping) return;
         stopping = true;
+        dp::net::notify_stopping();
         log_line("stopping: draining queries in flight and connections");
         for (auto& e : engines) e->post_stop();
         bool clean = true;
@@ -153,7 +156,9 @@ int main(int argc, char** argv) {
     }
 
     uv_signal_init(app->loop, &app->sighup);
-    uv_signal_start(&app->sighup, [](uv_signal_t*, int) { g_app->reload(); }, SIGHUP);
+    uv_signal_start(
+        &app->sighup, [](uv_signal_t*, int) { dp::net::notify_around_reload(g_app->status, [] { g_app->reload(); }); },
+        SIGHUP);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_start(&app->sigterm, [](uv_signal_t*, int) { g_app->stop(); }, SIGTERM);
     uv_signal_init(app->loop, &app->sigint);
@@ -166,9 +171,11 @@ int main(int argc, char** argv) {
     for (const auto& l : config.listen) listen += (listen.empty() ? "" : " ") + l;
     std::string workers;
     for (const auto& w : config.workers) workers += (workers.empty() ? "" : " ") + w;
-    log_line("serving " + std::string(config.udp ? "udp" : "") + (config.udp && config.tcp ? "+" : "") +
-             (config.tcp ? "tcp" : "") + " on " + listen + " with " + std::to_string(config.threads) +
-             " thread(s); workers " + workers + (config.metrics.empty() ? "" : "; metrics on " + config.metrics));
+    app->status = "serving " + std::string(config.udp ? "udp" : "") + (config.udp && config.tcp ? "+" : "") +
+                  (config.tcp ? "tcp" : "") + " on " + listen + " with " + std::to_string(config.threads) +
+                  " thread(s); workers " + workers + (config.metrics.empty() ? "" : "; metrics on " + config.metrics);
+    log_line(app->status);
+    dp::net::notify_ready(app->status);  // every socket is bound; the loop runs next
     uv_run(app->loop, UV_RUN_DEFAULT);
     app.release();
     std::_Exit(0);

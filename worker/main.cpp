@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net/metrics.hpp"
+#include "net/systemd_notify.hpp"
 #include "worker/tcp_server.hpp"
 #include "worker/udp_server.hpp"
 #include "worker/worker_config.hpp"
@@ -34,6 +35,7 @@ struct App {
     std::shared_ptr<dp::net::MetricsRegistry> registry;
     uv_signal_t sighup{}, sigterm{}, sigint{};
     bool stopping = false;
+    std::string status;  // the "serving ..." line, also systemd's STATUS=
 
     void reload() {
         WorkerConfig next;
@@ -60,6 +62,7 @@ struct App {
     void stop() {
         if (stopping) return;
         stopping = true;
+        dp::net::notify_stopping();
         log_line("stopping: draining connections");
         if (udp) udp->stop();
         if (tcp) {
@@ -129,16 +132,20 @@ int main(int argc, char** argv) {
     }
 
     uv_signal_init(app->loop, &app->sighup);
-    uv_signal_start(&app->sighup, [](uv_signal_t*, int) { g_app->reload(); }, SIGHUP);
+    uv_signal_start(
+        &app->sighup, [](uv_signal_t*, int) { dp::net::notify_around_reload(g_app->status, [] { g_app->reload(); }); },
+        SIGHUP);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_start(&app->sigterm, [](uv_signal_t*, int) { g_app->stop(); }, SIGTERM);
     uv_signal_init(app->loop, &app->sigint);
     uv_signal_start(&app->sigint, [](uv_signal_t*, int) { g_app->stop(); }, SIGINT);
 
     const auto& c = ctx.config;
-    log_line("serving " + std::string(c.udp ? "udp" : "") + (c.udp && c.tcp ? "+" : "") + (c.tcp ? "tcp" : "") +
-             " on " + c.host + ":" + std::to_string(c.port) + (c.metrics.empty() ? "" : ", metrics on " + c.metrics) +
-             "; public suffix list: " + ctx.policy->psl().source());
+    app->status = "serving " + std::string(c.udp ? "udp" : "") + (c.udp && c.tcp ? "+" : "") + (c.tcp ? "tcp" : "") +
+                  " on " + c.host + ":" + std::to_string(c.port) + (c.metrics.empty() ? "" : ", metrics on " + c.metrics) +
+                  "; public suffix list: " + ctx.policy->psl().source();
+    log_line(app->status);
+    dp::net::notify_ready(app->status);  // every socket is bound; the loop runs next
     uv_run(app->loop, UV_RUN_DEFAULT);
     log_line("stopped");
     // Handles owned by the servers may still be registered with the loop; the process is
