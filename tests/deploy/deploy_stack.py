@@ -20,6 +20,9 @@ UNIT_DIR = REPO / "deploy" / "systemd"
 MONITORING = REPO / "deploy" / "monitoring"
 ANSIBLE = REPO / "ansible"
 CMD_TIMEOUT = 300
+# Ansible, ansible-lint and yamllint: the venv scripts/setup.sh makes.
+ANSIBLE_VENV = Path(os.environ.get("DP_ANSIBLE_VENV", Path(os.environ.get("DP_CACHE", Path.home() / ".cache/domain-park"))
+                                   / "venv-ansible"))
 
 
 def tool(name, hint):
@@ -36,7 +39,3 @@ def run(cmd, timeout=CMD_TIMEOUT, **kw):
     return subprocess.run([str(c) for c in cmd], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout, **kw)
 
-
-def binaries():
-    return (os.environ.get("DOMAIN_PARK_WORKER", str(REPO / "build" / "worker" / "domain-park-worker")),
-            os.environ.get("DOMAIN_PARK_BALANCER", str(REPO / "build" / "balancer" / "domain-park-balancer")))

@@ -2,14 +2,12 @@
 --syntax-check accepts both playbooks. The playbooks are applied for real in tests/e2e_hosts."""
 
 import os
-from pathlib import Path
 
 import pytest
 
 from .deploy_stack import ANSIBLE, run
+from .deploy_stack import ANSIBLE_VENV as VENV
 
-VENV = Path(os.environ.get("DP_ANSIBLE_VENV", Path(os.environ.get("DP_CACHE", Path.home() / ".cache/domain-park"))
-                           / "venv-ansible"))
 
 
 def venv_tool(name):

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from .deploy_stack import ANSIBLE, MONITORING, REPO, Balancer, h, paced_udp, run, start_worker, tool, wc
+from .deploy_stack import ANSIBLE, MONITORING, REPO, Balancer, h, paced_udp, run, start_worker, tool
+from .deploy_stack import ANSIBLE_VENV as VENV
 
 RULES = MONITORING / "domain-park.rules.yml"
 RULE_TESTS = MONITORING / "domain-park.rules.test.yml"
 DASHBOARD = MONITORING / "grafana" / "domain-park.json"
 RUNBOOK = REPO / "docs" / "runbook.md"
-VENV = Path(os.environ.get("DP_ANSIBLE_VENV", Path(os.environ.get("DP_CACHE", Path.home() / ".cache/domain-park"))
-                           / "venv-ansible"))
 RATE_INTERVAL = "15s"  # what the dashboard's $__rate_interval becomes with a 1 s scrape interval
 
 

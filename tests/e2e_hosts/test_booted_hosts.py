@@ -30,13 +30,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "tests"))
 
 import e2e_helpers as h  # noqa: E402
 from lab import Lab, LabError, sh  # noqa: E402
 from load import Load, Target  # noqa: E402
 
-VENV = Path(os.environ.get("DP_ANSIBLE_VENV", Path(os.environ.get("DP_CACHE", Path.home() / ".cache/domain-park"))
-                           / "venv-ansible"))
+from deploy.deploy_stack import ANSIBLE_VENV as VENV  # noqa: E402
+
 BUILD_DIR = Path(os.environ.get("DP_BUILD_DIR", REPO / "build"))
 WORKERS = 2
 BASE_PORT = 5301
