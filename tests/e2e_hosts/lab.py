@@ -13,6 +13,7 @@ by the hosts through overlayfs; each host's changes live in its own upper layer.
 
 import ctypes
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -26,6 +27,7 @@ BOOT_TIMEOUT = 90
 STOP_TIMEOUT = 30
 SUBNET = "198.18.53"  # RFC 2544 benchmarking range, only ever inside the lab's namespaces
 SUBNET6 = "fd53:53:53:"  # a unique-local /64, likewise
+NAME = re.compile(r"dpl[0-9a-f]{4}-(ctl|ns[0-9]+)")  # the lab's network namespaces
 
 
 class LabError(Exception):
@@ -168,10 +170,27 @@ class Lab:
         self._own_ns = None
         self._mounted_nspawn_tmpfs = False
 
+    @staticmethod
+    def remove_stale():
+        """Network namespaces an earlier lab left behind (its process killed before it could
+        clean up): recognised by their names, and removed only when no process is in them and
+        they are over two hours old (a lab never lives that long; one starting now is young)."""
+        for line in sh("ip", "netns", "list", check=False).stdout.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if not NAME.fullmatch(name):
+                continue
+            try:
+                age = time.time() - os.stat(f"/run/netns/{name}").st_mtime
+            except OSError:
+                continue
+            if age > 7200 and not sh("ip", "netns", "pids", name, check=False).stdout.strip():
+                sh("ip", "netns", "del", name, check=False)
+
     def start(self, base_root):
         for tool in ("systemd-nspawn", "ip", "nsenter", "ssh", "ssh-keygen"):
             if shutil.which(tool) is None:
                 raise LabError(f"{tool} not found (scripts/setup.sh installs it)")
+        self.remove_stale()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.control_dir.mkdir()
         # systemd-nspawn keeps its propagation directories here; on a machine without systemd
