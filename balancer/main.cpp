@@ -11,6 +11,7 @@
 #include "balancer/engine.hpp"
 #include "dns/policy.hpp"
 #include "net/metrics.hpp"
+#include "net/systemd_notify.hpp"
 #include "net/sockets.hpp"
 
 #ifndef DOMAIN_PARK_VERSION
@@ -52,6 +53,7 @@ struct App {
     std::unique_ptr<prometheus::Exposer> exposer;
     uv_signal_t sighup{}, sigterm{}, sigint{};
     bool stopping = false;
+    std::string status;  // the "serving ..." line, also systemd's STATUS=
 
     // The reload counters live in thread 0's metrics; only this (main) thread bumps them.
     BalancerMetrics& metrics() { return engines.front()->metrics(); }
@@ -88,6 +90,7 @@ struct App {
     void stop() {
         if (stopping) return;
         stopping = true;
+        dp::net::notify_stopping();
         log_line("stopping: draining queries in flight and connections");
         for (auto& e : engines) e->post_stop();
         bool clean = true;
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
             case dp::config::CliAction::SettingsTable:
                 std::fputs(balancer_schema().markdown().c_str(), stdout);
                 return 0;
+            case dp::config::CliAction::SettingsJson: std::fputs(balancer_schema().json().c_str(), stdout); return 0;
             case dp::config::CliAction::Run: break;
         }
         validate(app->config);
@@ -156,7 +160,9 @@ int main(int argc, char** argv) {
     }
 
     uv_signal_init(app->loop, &app->sighup);
-    uv_signal_start(&app->sighup, [](uv_signal_t*, int) { g_app->reload(); }, SIGHUP);
+    uv_signal_start(
+        &app->sighup, [](uv_signal_t*, int) { dp::net::notify_around_reload(g_app->status, [] { g_app->reload(); }); },
+        SIGHUP);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_start(&app->sigterm, [](uv_signal_t*, int) { g_app->stop(); }, SIGTERM);
     uv_signal_init(app->loop, &app->sigint);
@@ -169,9 +175,11 @@ int main(int argc, char** argv) {
     for (const auto& l : config.listen) listen.append(listen.empty() ? "" : " ").append(l);
     for (const auto& w : config.workers) workers.append(workers.empty() ? "" : " ").append(w);
     const auto& sv = config.serving;
-    log_line("serving " + std::string(sv.udp ? "udp" : "") + (sv.udp && sv.tcp ? "+" : "") + (sv.tcp ? "tcp" : "") +
-             " on " + listen + " with " + std::to_string(config.threads) + " thread(s); workers " + workers +
-             (metrics_at.empty() ? "" : "; metrics on " + metrics_at));
+    app->status = "serving " + std::string(sv.udp ? "udp" : "") + (sv.udp && sv.tcp ? "+" : "") + (sv.tcp ? "tcp" : "") +
+                  " on " + listen + " with " + std::to_string(config.threads) + " thread(s); workers " + workers +
+                  (metrics_at.empty() ? "" : "; metrics on " + metrics_at);
+    log_line(app->status);
+    dp::net::notify_ready(app->status);  // every socket is bound; the loop runs next
     uv_run(app->loop, UV_RUN_DEFAULT);
     app.release();
     std::_Exit(0);

@@ -77,7 +77,7 @@ corefile_for() {
 # start_coredns COREFILE: $COREDNS on 127.0.0.1:PORT (metrics PORT+1, health +2, ready +3),
 # one Go thread, pinned to SERVER_CPU, in the background (its PID in $!; redirect the call).
 start_coredns() {
-    DP_METRICS=127.0.0.1:$((PORT + 1)) DP_HEALTH=127.0.0.1:$((PORT + 2)) DP_READY=127.0.0.1:$((PORT + 3)) \
+    DP_LISTEN=127.0.0.1 DP_METRICS=127.0.0.1:$((PORT + 1)) DP_HEALTH=127.0.0.1:$((PORT + 2)) DP_READY=127.0.0.1:$((PORT + 3)) \
         GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$COREDNS" -conf "$1" -dns.port "$PORT" &
 }
 

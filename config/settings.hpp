@@ -262,7 +262,7 @@ std::vector<Setting<T>> lift(S T::*member, const std::vector<Setting<S>>& part) 
     return out;
 }
 
-enum class CliAction { Run, Help, Version, SettingsTable };
+enum class CliAction { Run, Help, Version, SettingsTable, SettingsJson };
 
 // All the settings of one program's configuration record T.
 template <class T>
@@ -361,6 +361,17 @@ public:
         return r;
     }
 
+    // Every setting as JSON, for tools (the Ansible role asks which settings need a restart):
+    // [{"key", "flag", "short_flag", "type", "default", "reload": "applied"|"restart", "doc"}].
+    std::string json() const {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& s : settings_)
+            a.push_back({{"key", s.key}, {"flag", s.flag}, {"short_flag", s.short_flag}, {"type", s.type},
+                         {"default", default_of(s)}, {"reload", s.reload == Reload::Live ? "applied" : "restart"},
+                         {"doc", s.doc}});
+        return a.dump(2) + "\n";
+    }
+
     // For a reload: the restart-only settings whose new value differs get the running value
     // back in `next`; their keys are returned (for the log line and the metric).
     std::vector<std::string> keep_restart_only(T& next, const T& running) const {
@@ -415,6 +426,7 @@ std::string usage(const Schema<T>& schema, const std::string& synopsis, const st
          "      --check-config         validate the configuration and exit (0 valid, 2 invalid)\n";
     r += schema.help();
     r += "      --settings-table       print every setting as a Markdown table and exit\n"
+         "      --settings-json        print every setting as JSON (key, flag, type, default, reload, doc) and exit\n"
          "  -h, --help                 this text\n"
          "      --version              print the version\n";
     r += signals;
@@ -437,6 +449,7 @@ CliAction load_command_line(const Schema<T>& schema, int argc, char** argv, T& o
         if (f.name == "-h" || f.name == "--help") return CliAction::Help;
         if (f.name == "--version") return CliAction::Version;
         if (f.name == "--settings-table") return CliAction::SettingsTable;
+        if (f.name == "--settings-json") return CliAction::SettingsJson;
         if (f.name == "--check-config") cli.check_only = true;
         else if (f.name == "-c" || f.name == "--config") cli.config_path = f.value;
         else settings_flags.push_back(f);

@@ -47,6 +47,9 @@ void TcpStats::register_all(MetricsRegistry& r, const std::string& p, const std:
     r.counter(p + "tcp_connections_accepted_total", who + " TCP connections accepted", {}, &accepted);
     r.gauge(p + "tcp_connections_open", who + " TCP connections holding a descriptor (closing ones included)", {},
             &open);
+    r.gauge(p + "tcp_connections_max",
+            who + " TCP connections allowed open: tcp_max_connections, lowered to fit the descriptors the process has",
+            {}, &max_connections);
     for (int c = 0; c < static_cast<int>(CloseReason::Count); ++c)
         r.counter(p + "tcp_connections_closed_total", who + " TCP connections closed, by reason",
                   {{"reason", close_reason_name(static_cast<CloseReason>(c))}}, &closed[c]);
@@ -86,6 +89,7 @@ TcpEngine::TcpEngine(TcpHandler& handler, const Clock& clock, TcpStats& stats, c
     : handler_(handler), clock_(clock), stats_(stats), limits_(limits),
       staging_(static_cast<uint8_t*>(std::malloc(kStagingSize))) {
     if (!staging_) throw std::bad_alloc();
+    stats_.max_connections.set(static_cast<int64_t>(limits_.max_connections));
 }
 
 TcpEngine::~TcpEngine() {
@@ -100,6 +104,7 @@ TcpEngine::~TcpEngine() {
 
 void TcpEngine::reconfigure(const TcpLimits& limits) {
     limits_ = limits;
+    stats_.max_connections.set(static_cast<int64_t>(limits_.max_connections));
     while (active_.size > limits_.max_connections && active_.head) begin_close(*active_.head, CloseReason::Evicted);
 }
 

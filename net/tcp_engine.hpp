@@ -64,6 +64,7 @@ const char* refuse_reason_name(RefuseReason r);
 struct TcpStats {
     Counter accepted;
     Gauge open;  // every client descriptor held, closing connections included
+    Gauge max_connections;  // the cap in force (tcp_max_connections, lowered to fit the descriptors)
     Counter closed[static_cast<int>(CloseReason::Count)];
     Counter refused[static_cast<int>(RefuseReason::Count)];
     Counter read_paused;

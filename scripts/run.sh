@@ -20,9 +20,13 @@ METRICS_BASE=${METRICS_BASE:-9310}
 case "$FRONT" in balancer|coredns|none) ;; *) echo "run.sh: FRONT must be balancer, coredns or none" >&2; exit 2 ;; esac
 
 pids=()
+# Front end first (it was started last), then the workers: clients stop arriving before the
+# workers go, so the balancer does not mark every worker down on the way out.
 stop() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap stop EXIT INT TERM
 
@@ -46,7 +50,7 @@ case "$FRONT" in
     ;;
   coredns)
     coredns=$(deploy/coredns/install-stock.sh | tail -1)
-    DP_WORKERS="127.0.0.1:$WORKER_PORT" DP_METRICS=127.0.0.1:9253 DP_HEALTH=127.0.0.1:8080 \
+    DP_LISTEN=127.0.0.1 DP_WORKERS="127.0.0.1:$WORKER_PORT" DP_METRICS=127.0.0.1:9253 DP_HEALTH=127.0.0.1:8080 \
       DP_READY=127.0.0.1:8181 "$coredns" -conf Corefile -dns.port "$PORT" &
     pids+=($!)
     ;;

@@ -5,7 +5,11 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libuv1-dev libc-ares-dev nlohmann-json3-dev doctest-dev prometheus-cpp-dev libpsl-dev publicsuffix
           dnsutils knot-dnsutils curl python3 python3-pip
-          clang libfuzzer-14-dev)
+          clang libfuzzer-14-dev
+          # deployment (issue 9): sd_notify; the booted-host test's containers, namespaces and
+          # ssh; promtool and a real Prometheus for the alert and dashboard tests
+          libsystemd-dev systemd-container debootstrap iproute2 openssh-client python3-venv
+          prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,3 +46,16 @@ if ! python3 -c "import dns.message, pytest, prometheus_client" 2>/dev/null; the
          DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-dnspython python3-pytest python3-prometheus-client >/dev/null; }
 fi
 python3 -c "import dns.message, pytest" || { echo "setup: dnspython/pytest unavailable for python3" >&2; exit 1; }
+
+# Ansible, ansible-lint and yamllint for the deployment (ansible/) in a venv of their own, so
+# their pinned dependencies never meet the test clients': ${DP_CACHE:-~/.cache/domain-park}/venv-ansible.
+ansible_venv="${DP_CACHE:-${HOME}/.cache/domain-park}/venv-ansible"
+ansible_pins=(ansible-core==2.19.14 ansible-lint==26.10.1 yamllint==1.38.0)
+if ! "${ansible_venv}/bin/python" -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().split() == sys.argv[2:] else 1)' \
+       "${ansible_venv}/pins" "${ansible_pins[@]}" 2>/dev/null; then
+  echo "setup: installing ${ansible_pins[*]} into ${ansible_venv}"
+  rm -rf "${ansible_venv}"
+  python3 -m venv "${ansible_venv}"
+  "${ansible_venv}/bin/pip" install -q "${ansible_pins[@]}"
+  echo "${ansible_pins[*]}" >"${ansible_venv}/pins"
+fi

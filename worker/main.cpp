@@ -8,6 +8,7 @@
 
 #include "net/metrics.hpp"
 #include "net/sockets.hpp"
+#include "net/systemd_notify.hpp"
 #include "worker/tcp_server.hpp"
 #include "worker/udp_server.hpp"
 #include "worker/worker_config.hpp"
@@ -46,6 +47,7 @@ struct App {
     uv_timer_t drain{};
     uint64_t drain_deadline_ms = 0;
     bool stopping = false;
+    std::string status;  // the "serving ..." line, also systemd's STATUS=
 
     // SIGHUP: the file and flags again. Everything the schema marks live is applied (a new answer
     // policy, new TCP limits, re-derived values); what changes only on restart keeps its running
@@ -76,6 +78,7 @@ struct App {
     void stop() {
         if (stopping) return;
         stopping = true;
+        dp::net::notify_stopping();
         log_line("stopping: draining connections");
         if (udp) udp->stop();
         if (tcp) tcp->shutdown();
@@ -110,6 +113,7 @@ int main(int argc, char** argv) {
             case CliAction::Help: std::fputs(usage().c_str(), stdout); return 0;
             case CliAction::Version: std::printf("domain-park-worker %s\n", DOMAIN_PARK_VERSION); return 0;
             case CliAction::SettingsTable: std::fputs(worker_schema().markdown().c_str(), stdout); return 0;
+            case CliAction::SettingsJson: std::fputs(worker_schema().json().c_str(), stdout); return 0;
             case CliAction::Run: break;
         }
         ctx.policy = std::make_unique<dp::dns::Policy>(ctx.config.policy);
@@ -152,16 +156,20 @@ int main(int argc, char** argv) {
     }
 
     uv_signal_init(app->loop, &app->sighup);
-    uv_signal_start(&app->sighup, [](uv_signal_t*, int) { g_app->reload(); }, SIGHUP);
+    uv_signal_start(
+        &app->sighup, [](uv_signal_t*, int) { dp::net::notify_around_reload(g_app->status, [] { g_app->reload(); }); },
+        SIGHUP);
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_start(&app->sigterm, [](uv_signal_t*, int) { g_app->stop(); }, SIGTERM);
     uv_signal_init(app->loop, &app->sigint);
     uv_signal_start(&app->sigint, [](uv_signal_t*, int) { g_app->stop(); }, SIGINT);
 
-    log_line("serving " + std::string(c.serving.udp ? "udp" : "") + (c.serving.udp && c.serving.tcp ? "+" : "") +
-             (c.serving.tcp ? "tcp" : "") + " on " + dp::net::format_host_port(c.host, c.port) +
-             (metrics_at.empty() ? "" : ", metrics on " + metrics_at) +
-             "; public suffix list: " + ctx.policy->psl().source());
+    app->status = "serving " + std::string(c.serving.udp ? "udp" : "") + (c.serving.udp && c.serving.tcp ? "+" : "") +
+                  (c.serving.tcp ? "tcp" : "") + " on " + dp::net::format_host_port(c.host, c.port) +
+                  (metrics_at.empty() ? "" : ", metrics on " + metrics_at) +
+                  "; public suffix list: " + ctx.policy->psl().source();
+    log_line(app->status);
+    dp::net::notify_ready(app->status);  // every socket is bound; the loop runs next
     uv_run(app->loop, UV_RUN_DEFAULT);
     log_line("stopped");
     // Handles owned by the servers may still be registered with the loop; the process is

@@ -101,7 +101,7 @@ class CoreDNS:
         self.health_addr = f"127.0.0.1:{hp}"
         self.ready_addr = f"127.0.0.1:{rp}"
         self.upstreams = list(upstreams)
-        self.env = dict(os.environ, DP_WORKERS=" ".join(self.upstreams), DP_METRICS=self.metrics_addr,
+        self.env = dict(os.environ, DP_LISTEN=h.HOST, DP_WORKERS=" ".join(self.upstreams), DP_METRICS=self.metrics_addr,
                         DP_HEALTH=self.health_addr, DP_READY=self.ready_addr)
         self.args = [self.binary, "-conf", self.corefile, "-dns.port", str(self.port)]
         self.log_path = Path(tmp_dir) / f"{name}-{self.port}-{time.monotonic_ns()}.log"
