@@ -52,14 +52,14 @@ NCPU = os.cpu_count() or 1
 # The settings of a full run and of --quick; every one can be overridden by an option.
 PROFILES = {
     "full": dict(rounds=4, seconds=2.0, lat_seconds=2.0,
-                 rates=[2000, 5000, 10000, 20000, 50000, 100000, 150000, 200000, 250000],
+                 rates=[2000, 5000, 10000, 20000, 50000, 100000, 150000, 200000, 250000, 500000, 1000000],
                  lat_transports=["udp", "tcp"], idle_conns=[1000, 10000], mem_warm=20000,
                  mem_names=100000, domains=10000, queries=100000, scaling=True, dnsperf=True,
                  quiet_wait=10.0, quiet_budget=120.0, slow_check=10000, timeout=2.0),
     "quick": dict(rounds=1, seconds=1.0, lat_seconds=1.0, rates=[10000, 100000],
                   lat_transports=["udp"], idle_conns=[1000], mem_warm=2000, mem_names=10000,
                   domains=2000, queries=20000, scaling=False, dnsperf=False, quiet_wait=1.0,
-                  quiet_budget=10.0, slow_check=2000, timeout=1.0),
+                  quiet_budget=5.0, slow_check=2000, timeout=0.5),
 }
 
 # The systems, in the order of every table. "front" systems sit in front of the same two
@@ -551,7 +551,7 @@ class Run:
                       "threads": inst["threads"], "workers": inst["workers"], "rate": rate, "seed": seed,
                       "server_cpu_s": (s1 - s0) / TCK, "workers_cpu_s": (w1 - w0) / TCK,
                       "other_cpu_s": (m1 - m0 - (s1 - s0) - (w1 - w0)) / TCK - r.get("cpu_s", 0),
-                      "wall_s": t1 - t0, "quiet_wait_s": waited, **memory([p.pid for p in inst["procs"] if p.alive()])}
+                      "wall_s": t1 - t0, "quiet_wait_s": waited, **memory(self.serving(inst, transport))}
         if c0 and c1:
             r["bench"]["cache"] = {k: c1[k] - c0[k] for k in ("hits", "misses")} | {"entries": c1["entries"]}
         with open(out, "w") as f:
@@ -696,10 +696,11 @@ class Run:
             p.stop()
 
     def serving(self, inst, transport="tcp"):
-        """The processes that hold the system's connections (the TCP one of the original)."""
+        """The processes that serve this transport (the original runs one per transport)."""
+        procs = [p for p in inst["procs"] if p.alive()]
         if inst["system"].startswith("pydp-"):
-            return [p.pid for p in inst["procs"] if p.name.endswith("-" + transport)]
-        return [p.pid for p in inst["procs"]]
+            procs = [p for p in procs if p.name.endswith("-" + transport)]
+        return [p.pid for p in procs]
 
     def idle_connections(self, inst):
         time.sleep(0.5)  # settle after start-up and the probe
@@ -814,13 +815,14 @@ def parse_args(argv):
     ap.add_argument("--rounds", type=int, help="throughput rounds (full 4, quick 1)")
     ap.add_argument("--seconds", type=float, help="seconds per throughput cell (full 2, quick 1)")
     ap.add_argument("--lat-seconds", type=float, help="seconds per open-loop point (full 2, quick 1)")
-    ap.add_argument("--rates", help="open-loop ladder, q/s, comma-separated (full 2000,...,250000; quick 10000,100000)")
+    ap.add_argument("--rates", help="open-loop ladder, q/s, comma-separated (full 2000,5000,10000,20000,50000,100000,"
+                    "150000,200000,250000,500000,1000000; quick 10000,100000)")
     ap.add_argument("--transports", default="udp,tcp", help="client transports of the throughput phase (udp,tcp)")
     ap.add_argument("--lat-transports", help="client transports of the latency phase (full udp,tcp; quick udp)")
     ap.add_argument("--idle-conns", help="idle TCP connection counts, ascending (full 1000,10000; quick 1000)")
     ap.add_argument("--no-scaling", action="store_true", help="leave out the scaling cells")
     ap.add_argument("--quiet-wait", type=float, help="seconds to wait for an idle machine before each run (full 10, quick "
-                    "1); once the run has waited 120 s (quick 10 s) in all, 1 s at most")
+                    "1); once the run has waited 120 s (quick 5 s) in all, 1 s at most")
     ap.add_argument("--dnsperf-rate", type=int, default=50000, help="rate of the dnsperf cross-check (50000)")
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU of every system (0)")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU of dns_load (1)")
