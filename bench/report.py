@@ -292,9 +292,12 @@ def memory_table(R, out):
         idle = m["idle"]
         i0 = idle["idle"]
         cells = []
-        for i in range(len(idle["steps"])):
+        for i, step in enumerate(idle["steps"]):
             b = per_connection(idle, i)
-            cells.append("none opened" if b is None else fmt(b))
+            cell = "none opened" if b is None else fmt(b)
+            if b is not None and step.get("open_now", step["opened"]) < 0.99 * step["opened"]:
+                cell += f" (it had closed all but {step['open_now']:,})"
+            cells.append(cell)
         cells += ["–"] * (len(conns) - len(cells))
         last = idle["steps"][-1] if idle["steps"] else {}
         still = f"{last.get('open_now', 0):,} of {last.get('opened', 0):,}" if last else "–"
@@ -425,9 +428,17 @@ def noise(R, out):
         lines.append(f"- {dist} of {len(runs)} throughput runs had other processes take more than 20% of a core "
                      f"(⚠; their medians then use the other rounds); the median run's 'other CPU' was {other:.0f}% of a "
                      f"core; waiting for a quiet machine took {waited:.0f} s in all.")
+    floor = R.lat.get(("echo", "udp"), {})
+    if floor:
+        pts = "; ".join(f"at {x:,} q/s p50 {floor[x]['latency_us']['p50']:,.0f} µs, p99 {floor[x]['latency_us']['p99']:,.0f} µs"
+                        for x in sorted({min(floor), 10000} & set(floor)))
+        lines.append(f"- Latency floor, the echo reference over UDP: {pts}. That is what this machine (the "
+                     f"scheduler giving the cores to other work now and then) adds to every system's latency: "
+                     f"compare p99 values above it with care.")
     if R.meta.get("idle_busy_pct") is not None:
         lines.append(f"- With every system up and no load the machine was {R.meta['idle_busy_pct']}% busy "
-                     f"(health checks, timers).")
+                     f"(the systems' own timers and health checks take well under 1%; the rest is other work "
+                     f"on this shared machine).")
     out += lines
     out.append("")
 
@@ -515,6 +526,8 @@ def plots(R):
         ax.set_yticklabels([SHORT.get(k, k) for k in keys])
         ax.invert_yaxis()
         ax.set_xscale("log")
+        top = max((R.qps(k, t) or 0) for k in keys for t in ("udp", "tcp"))
+        ax.set_xlim(right=top * 3)  # room for the labels of the longest bars
         ax.set_xlabel("answered queries per second, closed loop (log scale)")
         ax.set_title("Throughput on one core, median of the rounds")
         ax.legend(loc="lower right")
@@ -562,11 +575,15 @@ def plots(R):
         axes[0].barh(range(len(keys)), idle, color="#4878a8")
         for i, v in enumerate(idle):
             axes[0].text(v, i, f" {v:,.1f}", va="center", fontsize=7)
-        axes[0].set_xlabel("RSS idle, MiB")
+        axes[0].set_xlabel("RSS idle, MiB (summed over a system's processes; PSS in table.md)")
         per = [per_connection(R.mem[k]["idle"]) or 0 for k in keys]
         axes[1].barh(range(len(keys)), per, color="#e0884a")
-        for i, v in enumerate(per):
-            axes[1].text(max(v, 0), i, f" {v:,.0f}", va="center", fontsize=7)
+        closed = False
+        for i, (k, v) in enumerate(zip(keys, per)):
+            st = R.mem[k]["idle"]["steps"][-1] if R.mem[k]["idle"]["steps"] else {}
+            mark = "*" if st and st.get("open_now", 0) < 0.99 * st.get("opened", 0) else ""
+            closed = closed or bool(mark)
+            axes[1].text(max(v, 0), i, f" {v:,.0f}{mark}", va="center", fontsize=7)
         n = R.settings.get("idle_conns", [0])[-1]
         axes[1].set_xlabel(f"bytes per idle TCP connection, {n:,} held")
         axes[0].set_yticks(range(len(keys)))
@@ -575,7 +592,8 @@ def plots(R):
         for ax in axes:
             ax.grid(axis="x", alpha=0.3)
         fig.suptitle("Memory")
-        fig.text(0.01, 0.005, foot, fontsize=7, color="#555")
+        fig.text(0.01, 0.005, foot + ("; * it had closed most of the connections (see table.md)" if closed else ""),
+                 fontsize=7, color="#555")
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         fig.savefig(os.path.join(R.d, "memory.png"), dpi=110)
         plt.close(fig)
