@@ -56,10 +56,10 @@ PROFILES = {
                  lat_transports=["udp", "tcp"], idle_conns=[1000, 10000], mem_warm=20000,
                  mem_names=100000, domains=10000, queries=100000, scaling=True, dnsperf=True,
                  quiet_wait=10.0, quiet_budget=120.0, slow_check=10000, timeout=2.0),
-    "quick": dict(rounds=1, seconds=1.0, lat_seconds=1.0, rates=[10000, 100000],
-                  lat_transports=["udp"], idle_conns=[1000], mem_warm=2000, mem_names=10000,
+    "quick": dict(rounds=1, seconds=0.7, lat_seconds=0.7, rates=[10000, 100000],
+                  lat_transports=["udp"], idle_conns=[1000], mem_warm=0, mem_names=0,
                   domains=2000, queries=20000, scaling=False, dnsperf=False, quiet_wait=1.0,
-                  quiet_budget=5.0, slow_check=2000, timeout=0.5),
+                  quiet_budget=5.0, slow_check=1000, timeout=0.5),
 }
 
 # The systems, in the order of every table. "front" systems sit in front of the same two
@@ -702,7 +702,7 @@ class Run:
                 res["idle"] = self.idle_connections(inst)
             finally:
                 self.stop_instance(inst)
-            if SYSTEMS[s]["kind"] == "front":
+            if SYSTEMS[s]["kind"] == "front" and self.a.mem_names:
                 inst = self.make_instance(f"mem-{s}-cache", s, mix="miss")
                 try:
                     res["cache"] = self.cache_memory(inst)
@@ -824,8 +824,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv):
     ap = OneLineParser(prog="bench/run.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the short profile: 1 round of 1 s, 2 rates, UDP latency "
-                    "only, 1,000 idle connections, a 20,000-query mix, no scaling cells (under 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="the short profile: 1 round of 0.7 s, 2 rates, UDP latency "
+                    "only, 1,000 idle connections, no cache memory, a 20,000-query mix, no scaling cells "
+                    "(under 2 minutes)")
     ap.add_argument("--publish", action="store_true", help="after a full run, copy its report to bench/published/ "
                     "and replace the README's performance block with it")
     ap.add_argument("--check-args", action="store_true", help=argparse.SUPPRESS)
@@ -833,8 +834,8 @@ def parse_args(argv):
     ap.add_argument("--phases", help="comma-separated subset of: check,throughput,latency,dnsperf,memory "
                     "(default all; latency needs throughput for each system's saturation, else runs every rate)")
     ap.add_argument("--rounds", type=int, help="throughput rounds (full 4, quick 1)")
-    ap.add_argument("--seconds", type=float, help="seconds per throughput cell (full 2, quick 1)")
-    ap.add_argument("--lat-seconds", type=float, help="seconds per open-loop point (full 2, quick 1)")
+    ap.add_argument("--seconds", type=float, help="seconds per throughput cell (full 2, quick 0.7)")
+    ap.add_argument("--lat-seconds", type=float, help="seconds per open-loop point (full 2, quick 0.7)")
     ap.add_argument("--rates", help="open-loop ladder, q/s, comma-separated (full 2000,5000,10000,20000,50000,100000,"
                     "150000,200000,250000,500000,1000000; quick 10000,100000)")
     ap.add_argument("--transports", default="udp,tcp", help="client transports of the throughput phase (udp,tcp)")
@@ -1020,8 +1021,8 @@ def machine():
 def idle_busy():
     """% of the machine busy with every system up and no load (the floor of 'other CPU')."""
     a = busy_ticks()
-    time.sleep(2)
-    return round(100.0 * (busy_ticks() - a) / (2 * TCK * NCPU), 1)
+    time.sleep(1)
+    return round(100.0 * (busy_ticks() - a) / (TCK * NCPU), 1)
 
 
 if __name__ == "__main__":

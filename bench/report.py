@@ -640,9 +640,10 @@ def render(d, publish=False):
     out.append("## Memory\n")
     out.append("Each system started afresh and alone. RSS: resident memory of all its processes; PSS: the same with "
                "shared pages divided among the processes sharing them. Idle connections: each has served one query "
-               "and is then held open; bytes per connection = RSS growth ÷ connections opened. Fronts: bytes per "
-               f"cached answer = RSS growth ÷ entries added (their own metric), after {R.settings.get('mem_warm', 0):,} "
-               f"warm-up names, over {R.settings.get('mem_names', 0):,} new names.\n")
+               "and is then held open; bytes per connection = RSS growth ÷ connections opened. "
+               + (f"Fronts: bytes per cached answer = RSS growth ÷ entries added (their own metric), after "
+                  f"{R.settings.get('mem_warm', 0):,} warm-up names, over {R.settings.get('mem_names', 0):,} new names.\n"
+                  if R.settings.get("mem_names") else "No memory per cached answer in this run.\n"))
     memory_table(R, out)
     if scaling(R, out):
         out.append("### What a 16-core host would do\n")

@@ -52,9 +52,12 @@ if [[ "${BENCH_NO_INSTALL:-0}" != 1 ]]; then
 fi
 
 # ------------------------------------------------------------------ build
-log "building (scripts/build.sh)"
 mkdir -p "$HERE/.build"
-if ! "$ROOT/scripts/build.sh" > "$HERE/.build/build.log" 2>&1; then
+# An existing build directory is brought up to date by Ninja alone (it re-runs CMake when a
+# CMakeLists.txt changed); a new one is configured by scripts/build.sh.
+if [[ -f "$ROOT/build/build.ninja" ]]; then build=(cmake --build "$ROOT/build"); else build=("$ROOT/scripts/build.sh"); fi
+log "building (${build[*]})"
+if ! "${build[@]}" > "$HERE/.build/build.log" 2>&1; then
     tail -30 "$HERE/.build/build.log" >&2
     echo "bench/run.sh: the build failed (above; scripts/setup.sh installs its dependencies)" >&2
     exit 1
