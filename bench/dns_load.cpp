@@ -9,6 +9,11 @@
 // --random-label puts a fresh label in front of every query's name (each query a name never
 // asked before), so a cache in front of the server never hits: the cache-miss mix.
 //
+// Malformed queries of the mix (a third word, see mix_query.hpp) are sent like the others but
+// do not count against the in-flight window, are matched to an answer by ID alone (a FORMERR
+// need not carry the question) and, when a server drops them, are counted apart
+// (bad_unanswered), not as lost: dropping them is a legitimate answer.
+//
 // Every run stops by itself: sending ends after -d seconds and/or -n queries, then the
 // queries still in flight get at most -t seconds to come back.
 //
@@ -35,9 +40,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +57,6 @@ constexpr int kBatch = 64;                 // datagrams per sendmmsg/recvmmsg ca
 constexpr size_t kMaxQuery = 512;          // largest query we build (name <= 255 + fixed parts)
 constexpr size_t kUdpRecvSize = 4096;      // larger than any EDNS answer we ask for
 constexpr size_t kTcpReadBuf = 2 * 65538;  // always room for one maximal framed message
-constexpr int kMaxConnecting = 256;        // stay under the server's listen backlog
 constexpr size_t kLabelLen = 10;           // --random-label: characters of the fresh label
 constexpr size_t kLabelWire = kLabelLen + 1;
 
@@ -91,6 +95,7 @@ struct Options {
     uint32_t seed = 1;
     bool quiet = false;
     bool random_label = false;
+    size_t wave = 256;  // tcp-idle: connections being opened at once (under the listen backlog)
 };
 
 void usage() {
@@ -111,6 +116,8 @@ void usage() {
         "  -q          only print the JSON summary\n"
         "  --random-label  udp/tcp: prefix each query's name with a fresh 10-character label\n"
         "              (unique within a run; another -S gives other labels): no cache hits\n"
+        "  --wave N    tcp-idle: connections opened at once (default 256); a server with a\n"
+        "              short listen backlog needs fewer\n"
         "tcp-idle: opens -c connections, one query each, holds them -d seconds;\n"
         "  prints a line starting with READY once all are open.\n",
         stderr);
@@ -171,6 +178,7 @@ Options parse_options(int argc, char** argv) {
         else if (a == "-t") o.timeout = parse_double(v, "-t", 0.001, 3600);
         else if (a == "-e") o.edns = parse_uint(v, "-e", 0, 1) == 1;
         else if (a == "-S") o.seed = static_cast<uint32_t>(parse_uint(v, "-S", 0, UINT32_MAX));
+        else if (a == "--wave") o.wave = parse_uint(v, "--wave", 1, 65536);
         else die("unknown flag " + std::string(a) + " (try -h)");
     }
     if (o.mix_file.empty()) die("-f MIX is required");
@@ -189,6 +197,8 @@ struct Mix {
     std::vector<uint32_t> offset;
     std::vector<uint16_t> length;
     std::vector<uint16_t> question_len;  // qname + qtype + qclass, to match answers
+    std::vector<uint8_t> bad;            // 1: a malformed query (mixq::Malform)
+    size_t bad_count = 0;
     size_t size() const { return offset.size(); }
     const uint8_t* query(size_t i) const { return blob.data() + offset[i]; }
 };
@@ -199,30 +209,33 @@ Mix load_mix(const Options& o) {
     Mix mix;
     std::string line;
     size_t lineno = 0;
+    mixq::MixLine ml;
     while (std::getline(in, line)) {
         ++lineno;
-        std::istringstream ls(line);
-        std::string name, type;
-        if (!(ls >> name) || name[0] == '#' || name[0] == ';') continue;
-        if (!(ls >> type)) die(o.mix_file + ":" + std::to_string(lineno) + ": missing type");
+        const std::string where = o.mix_file + ":" + std::to_string(lineno) + ": ";
+        const mixq::LineStatus ls = mixq::parse_line(line, ml);
+        if (ls == mixq::LineStatus::Skip) continue;
+        if (ls == mixq::LineStatus::Bad) die(where + "want NAME TYPE [!noquestion|!cut|!opt2]");
         uint16_t qtype = 0;
-        if (!parse_type(type, qtype)) {
-            die(o.mix_file + ":" + std::to_string(lineno) + ": unknown type " + type);
-        }
+        if (!parse_type(ml.type, qtype)) die(where + "unknown type " + ml.type);
         std::vector<uint8_t> q;
         uint16_t qlen = 0;
-        if (!mixq::build_query(name, qtype, o.edns ? o.edns_size : 0, q, qlen)) {
-            die(o.mix_file + ":" + std::to_string(lineno) + ": bad name " + name);
+        if (!mixq::build_query(ml.name, qtype, o.edns ? o.edns_size : 0, q, qlen, ml.malform)) {
+            die(where + "bad name " + ml.name);
         }
+        const bool bad = ml.malform != mixq::Malform::None;
         if (q.size() + (o.random_label ? kLabelWire : 0) > kMaxQuery ||
-            (o.random_label && qlen - 4 + kLabelWire > 255)) {
-            die(o.mix_file + ":" + std::to_string(lineno) + ": query too long");
+            (o.random_label && !bad && qlen - 4 + kLabelWire > 255)) {
+            die(where + "query too long");
         }
         mix.offset.push_back(static_cast<uint32_t>(mix.blob.size()));
         mix.length.push_back(static_cast<uint16_t>(q.size()));
         mix.question_len.push_back(qlen);
+        mix.bad.push_back(bad ? 1 : 0);
+        mix.bad_count += bad;
         mix.blob.insert(mix.blob.end(), q.begin(), q.end());
     }
+    if (mix.bad_count == mix.size()) die("mix file " + o.mix_file + " holds only malformed queries");
     if (mix.size() == 0) die("mix file " + o.mix_file + " holds no queries");
     return mix;
 }
@@ -312,6 +325,9 @@ struct Stats {
     uint64_t reconnects = 0;
     uint64_t connect_errors = 0;
     uint64_t answer_bytes = 0;  // DNS message bytes of matched answers, framing excluded
+    uint64_t bad_sent = 0;        // malformed queries of the mix (included in sent)
+    uint64_t bad_answered = 0;    // ... answered (included in answered)
+    uint64_t bad_unanswered = 0;  // ... not answered within -t (not lost: dropping is allowed)
     std::array<uint64_t, 16> rcodes{};
     Histogram latency;
 };
@@ -342,7 +358,14 @@ struct Slot {
     uint64_t sent_ns = 0;
     uint64_t label_seq = 0;  // --random-label: which label this query carries
     uint32_t mix_index = 0;
+    uint32_t use = 0;  // counts the slot's uses, so a stale entry of Flow::sent_order is known
     bool busy = false;
+    bool bad = false;  // a malformed query
+};
+
+// An entry of Flow::sent_order: slot `slot` in its use number `use`.
+struct SentRef {
+    uint32_t slot, use;
 };
 
 // One UDP socket or TCP connection with its own ID space.
@@ -351,7 +374,11 @@ struct Flow {
     std::vector<Slot> slots;
     std::vector<uint32_t> free_ring;  // FIFO of free slots: a timed-out ID is reused last
     size_t free_head = 0, free_count = 0;
-    uint32_t inflight = 0;
+    uint32_t inflight = 0;      // well-formed queries in flight: what the -w window counts
+    uint32_t bad_inflight = 0;  // malformed ones
+    // Slots in the order they were sent, so expiry looks only at the oldest; entries whose
+    // query was answered since are dropped when they reach the front.
+    std::deque<SentRef> sent_order;
     // TCP only
     bool connected = false;
     uint64_t reconnect_at = 0;
@@ -366,7 +393,8 @@ struct Flow {
         for (size_t i = 0; i < cap; ++i) free_ring[i] = static_cast<uint32_t>(i);
         free_head = 0;
         free_count = cap;
-        inflight = 0;
+        inflight = bad_inflight = 0;
+        sent_order.clear();
     }
     uint32_t take() {
         uint32_t s = free_ring[free_head];
@@ -391,6 +419,7 @@ private:
     void open_udp();
     void tcp_connect(Flow& f);
     void tcp_close(Flow& f, uint64_t now);
+    void release(Flow& f, uint32_t slot);
     bool resolve();
     void send_udp(Flow& f, size_t n, uint64_t now);
     void send_tcp(Flow& f, size_t n, uint64_t now);
@@ -446,9 +475,11 @@ void set_buffers(int fd) {
     }
 }
 
-size_t slot_capacity(int inflight) {
+size_t slot_capacity(int inflight, bool with_bad) {
     // Four times the window, so a freed ID is not handed out again while a late answer for
-    // its previous use may still be on the way.
+    // its previous use may still be on the way. Malformed queries are outside the window and
+    // a server may drop them, each holding its ID for -t: then the whole ID space.
+    if (with_bad) return 65536;
     size_t cap = 256;
     while (cap < static_cast<size_t>(inflight) * 4 && cap < 65536) cap *= 2;
     return cap;
@@ -487,20 +518,32 @@ void Runner::tcp_connect(Flow& f) {
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, f.fd, &ev) != 0) die_errno("epoll_ctl");
 }
 
+// Frees a busy slot: the query was answered, timed out or lost with its connection.
+void Runner::release(Flow& f, uint32_t slot) {
+    Slot& s = f.slots[slot];
+    s.busy = false;
+    f.give(slot);
+    if (s.bad) {
+        --f.bad_inflight;
+    } else {
+        --f.inflight;
+        --total_inflight_;
+    }
+}
+
 void Runner::tcp_close(Flow& f, uint64_t now) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, f.fd, nullptr);
     close(f.fd);
     f.fd = -1;
     f.connected = false;
-    for (uint32_t i = 0; i < f.slots.size(); ++i) {
-        if (f.slots[i].busy) {
-            f.slots[i].busy = false;
-            f.give(i);
-            ++st_.conn_lost;
-        }
+    for (const SentRef& r : f.sent_order) {
+        Slot& s = f.slots[r.slot];
+        if (!s.busy || s.use != r.use) continue;
+        if (s.bad) ++st_.bad_unanswered;
+        else ++st_.conn_lost;
+        release(f, r.slot);
     }
-    total_inflight_ -= f.inflight;
-    f.inflight = 0;
+    f.sent_order.clear();
     f.reconnect_at = now + 10'000'000;
 }
 
@@ -511,7 +554,8 @@ uint32_t Runner::stamp(Flow& f, uint8_t* dst, uint64_t now) {
     uint16_t id = ids_.perm[slot];
     uint16_t len = mix_.length[mi];
     uint64_t label_seq = 0;
-    if (o_.random_label) {
+    const bool bad = mix_.bad[mi] != 0;
+    if (o_.random_label && !bad) {
         // Header, then the fresh label, then the mix name and the rest unchanged.
         label_seq = next_label_++;
         std::memcpy(dst, mix_.query(mi), 12);
@@ -524,9 +568,16 @@ uint32_t Runner::stamp(Flow& f, uint8_t* dst, uint64_t now) {
     }
     dst[0] = static_cast<uint8_t>(id >> 8);
     dst[1] = static_cast<uint8_t>(id & 0xff);
-    f.slots[slot] = Slot{now, label_seq, static_cast<uint32_t>(mi), true};
-    ++f.inflight;
-    ++total_inflight_;
+    Slot& s = f.slots[slot];
+    s = Slot{now, label_seq, static_cast<uint32_t>(mi), s.use + 1, true, bad};
+    f.sent_order.push_back(SentRef{slot, s.use});
+    if (bad) {
+        ++f.bad_inflight;
+        ++st_.bad_sent;
+    } else {
+        ++f.inflight;
+        ++total_inflight_;
+    }
     ++st_.sent;
     return len;
 }
@@ -550,13 +601,11 @@ void Runner::send_udp(Flow& f, size_t n, uint64_t now) {
         ++st_.send_errors;
     }
     // Whatever the kernel did not take was never sent: undo it so it neither counts as
-    // sent nor times out.
+    // sent nor times out (its sent_order entries are the last ones).
     for (size_t i = done; i < n; ++i) {
-        Slot& s = f.slots[slot_of[i]];
-        s.busy = false;
-        f.give(slot_of[i]);
-        --f.inflight;
-        --total_inflight_;
+        if (f.slots[slot_of[i]].bad) --st_.bad_sent;
+        release(f, slot_of[i]);
+        f.sent_order.pop_back();
         --st_.sent;
     }
     if (done < n) {
@@ -610,9 +659,13 @@ void Runner::on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now) {
     size_t qlen = mix_.question_len[s.mix_index];
     const uint8_t* q = mix_.query(s.mix_index);
     uint16_t qdcount = static_cast<uint16_t>(msg[4] << 8 | msg[5]);
-    // The server must echo the question byte for byte (0x20 case included).
+    // The server must echo the question byte for byte (0x20 case included); a malformed
+    // query has none to echo.
     bool same;
-    if (o_.random_label) {
+    if (s.bad) {
+        same = true;
+        ++st_.bad_answered;
+    } else if (o_.random_label) {
         uint8_t label[kLabelWire];
         label[0] = static_cast<uint8_t>(kLabelLen);
         random_label(s.label_seq, label_offset_, label + 1);
@@ -627,10 +680,7 @@ void Runner::on_answer(Flow& f, const uint8_t* msg, size_t len, uint64_t now) {
     if (msg[2] & 0x02) ++st_.truncated;
     st_.answer_bytes += len;
     st_.latency.add(now - s.sent_ns);
-    s.busy = false;
-    f.give(slot);
-    --f.inflight;
-    --total_inflight_;
+    release(f, slot);
     last_answer_ns_ = now;
 }
 
@@ -683,16 +733,16 @@ void Runner::recv_tcp(Flow& f, uint64_t now) {
 void Runner::expire(uint64_t now) {
     uint64_t limit = static_cast<uint64_t>(o_.timeout * 1e9);
     for (auto& f : flows_) {
-        if (f.inflight == 0) continue;
-        for (uint32_t i = 0; i < f.slots.size(); ++i) {
-            Slot& s = f.slots[i];
-            if (s.busy && now - s.sent_ns > limit) {
-                s.busy = false;
-                f.give(i);
-                --f.inflight;
-                --total_inflight_;
-                ++st_.timeouts;
+        while (!f.sent_order.empty()) {
+            const SentRef r = f.sent_order.front();
+            Slot& s = f.slots[r.slot];
+            if (s.busy && s.use == r.use) {
+                if (now - s.sent_ns <= limit) break;  // the oldest in flight is still in time
+                if (s.bad) ++st_.bad_unanswered;
+                else ++st_.timeouts;
+                release(f, r.slot);
             }
+            f.sent_order.pop_front();
         }
     }
 }
@@ -704,7 +754,7 @@ int Runner::run() {
     if (o_.mode == Mode::TcpIdle) return run_idle();
 
     flows_.resize(static_cast<size_t>(o_.conns));
-    size_t cap = slot_capacity(o_.inflight);
+    size_t cap = slot_capacity(o_.inflight, mix_.bad_count > 0);
     for (auto& f : flows_) f.init(cap);
     if (o_.mode == Mode::Udp) {
         open_udp();
@@ -835,8 +885,10 @@ int Runner::run_idle() {
     size_t next = 0, connecting = 0, idle = 0, failed = 0, closed_in_hold = 0;
     std::vector<epoll_event> events(256);
     uint8_t query[kMaxQuery + 2];
-    uint32_t qlen = mix_.length[0];
-    std::memcpy(query + 2, mix_.query(0), qlen);
+    size_t first = 0;  // the first well-formed query of the mix: one the server answers
+    while (mix_.bad[first]) ++first;
+    uint32_t qlen = mix_.length[first];
+    std::memcpy(query + 2, mix_.query(first), qlen);
     query[0] = static_cast<uint8_t>(qlen >> 8);
     query[1] = static_cast<uint8_t>(qlen & 0xff);
     uint8_t rbuf[4096];
@@ -855,7 +907,7 @@ int Runner::run_idle() {
     // Phase 1: open in waves so the listen backlog never overflows, one query each, so
     // the server has really accepted and served every connection before we measure.
     while (idle + failed < conns.size() && now_ns() < setup_limit) {
-        while (next < conns.size() && connecting < kMaxConnecting) {
+        while (next < conns.size() && connecting < o_.wave) {
             Conn& c = conns[next];
             c.fd = socket(addr_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (c.fd < 0) die_errno("socket (raise ulimit -n?)");
@@ -996,6 +1048,10 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                     "  connect errors %" PRIu64 "\n",
                     st_.unexpected, st_.mismatched, st_.malformed, st_.truncated, st_.send_errors,
                     st_.reconnects, st_.connect_errors);
+        if (st_.bad_sent) {
+            std::printf("malformed       %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " not answered\n",
+                        st_.bad_sent, st_.bad_answered, st_.bad_unanswered);
+        }
         std::printf("generator cpu   %.2f s (%.0f%% of one core over the run)\n", cpu_s,
                     span_s > 0 ? 100.0 * cpu_s / span_s : 0.0);
         std::printf("latency us      p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
@@ -1012,13 +1068,15 @@ void Runner::report(uint64_t start, uint64_t send_end, uint64_t last_answer) {
                 ",\"answered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"timeouts\":%" PRIu64
                 ",\"conn_lost\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"mismatched\":%" PRIu64
                 ",\"malformed\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"send_errors\":%" PRIu64
-                ",\"reconnects\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,\"cpu_s\":%.3f,"
+                ",\"reconnects\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"bad_sent\":%" PRIu64
+                ",\"bad_answered\":%" PRIu64 ",\"bad_unanswered\":%" PRIu64 ",\"qps\":%.1f,\"send_qps\":%.1f,\"avg_answer_bytes\":%.1f,\"cpu_s\":%.3f,"
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"rcodes\":{",
                 mode, o_.server.c_str(), o_.port, o_.conns, o_.inflight, o_.rate,
                 o_.edns ? "true" : "false", o_.random_label ? "true" : "false", send_s, span_s, st_.sent, st_.answered, lost, st_.timeouts,
                 st_.conn_lost, st_.unexpected, st_.mismatched, st_.malformed, st_.truncated,
-                st_.send_errors, st_.reconnects, st_.connect_errors, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
+                st_.send_errors, st_.reconnects, st_.connect_errors, st_.bad_sent, st_.bad_answered,
+                st_.bad_unanswered, qps, send_qps, avg_answer, cpu_s, us(h.percentile(50)),
                 us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.max()),
                 h.mean() / 1000.0);
     bool first = true;

@@ -7,6 +7,12 @@ Suffix List lookup does real work), and weighs query kinds roughly like the traf
 domain gets: mail receivers checking SPF, DMARC and DKIM, CAs checking CAA, resolvers
 asking for addresses, NS, SOA, DS and HTTPS, and the odd ANY.
 
+A small share of the lines is what a public server also gets: --refused of them ask for a
+bare public suffix (`co.uk TXT`: no registrable domain, REFUSED by the worker; no zone for
+Knot or NSD), --malformed of them carry a third word, `!noquestion`, `!cut` or `!opt2`, that
+makes dns_load send a malformed query instead (see mix_query.hpp). dnsperf does not read
+the third word: give it the mix without those lines (`grep -v '!'`).
+
 Same --seed and arguments, same file, byte for byte.
 """
 
@@ -73,6 +79,9 @@ def random_label(rng):
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(3, 10)))
 
 
+MALFORMATIONS = ["!noquestion", "!cut", "!opt2"]
+
+
 def mix_case(rng, name):
     # 0x20 encoding, as resolvers send it: the server must echo the case exactly.
     return "".join(c.upper() if c.isalpha() and rng.random() < 0.5 else c for c in name)
@@ -89,9 +98,15 @@ def main():
     ap.add_argument("--queries", type=int, default=100000, help="lines in the mix (default 100000)")
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     ap.add_argument("--case-random", action="store_true", help="randomize letter case (0x20)")
+    ap.add_argument("--refused", type=float, default=0.01,
+                    help="share of queries for a bare public suffix, answered REFUSED (default 0.01)")
+    ap.add_argument("--malformed", type=float, default=0.01,
+                    help="share of malformed queries, the kinds in turn (default 0.01)")
     args = ap.parse_args()
     if args.domains < 1 or args.queries < args.domains:
         ap.error("need --domains >= 1 and --queries >= --domains")
+    if not (0 <= args.refused and 0 <= args.malformed and args.refused + args.malformed < 0.5):
+        ap.error("need 0 <= --refused, --malformed and their sum below 0.5")
 
     rng = random.Random(args.seed)
     domains = make_domains(rng, args.domains)
@@ -101,13 +116,21 @@ def main():
     picks = domains + [rng.choice(domains) for _ in range(args.queries - args.domains)]
     rng.shuffle(picks)
     lines = []
+    bad = 0
     for d in picks:
         _, pattern, qtype = rng.choices(KINDS, weights)[0]
         name = pattern.format(d=d, sel=rng.choice(DKIM_SELECTORS), sub=rng.choice(SUB_LABELS),
                               rnd=random_label(rng))
+        extra = ""
+        draw = rng.random()
+        if draw < args.malformed:
+            extra = " " + MALFORMATIONS[bad % len(MALFORMATIONS)]
+            bad += 1
+        elif draw < args.malformed + args.refused:
+            name = rng.choice(SUFFIXES)
         if args.case_random:
             name = mix_case(rng, name)
-        lines.append(f"{name} {qtype}\n")
+        lines.append(f"{name} {qtype}{extra}\n")
 
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     out.writelines(lines)

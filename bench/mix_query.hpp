@@ -1,6 +1,8 @@
-// The query mix file format shared by the bench tools: one "NAME TYPE" per line, TYPE a
-// mnemonic from the table below or RFC 3597's TYPEnnn. Header-only, libc and the C++
-// library only (the tools build without the server's dependencies).
+// The query mix file format shared by the bench tools: one "NAME TYPE [!MALFORMATION]" per
+// line, TYPE a mnemonic from the table below or RFC 3597's TYPEnnn; lines starting with # or ;
+// are comments. The optional third word turns the query into a malformed one a server should
+// refuse to parse (see Malform). Header-only, libc and the C++ library only (the tools build
+// without the server's dependencies).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +10,8 @@
 #include <cctype>
 #include <cstdint>
 #include <cstring>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -74,22 +78,68 @@ inline bool encode_name(std::string_view name, std::vector<uint8_t>& out) {
     return true;
 }
 
+// Malformed queries of the mix (RFC 1035 4.1, RFC 6891 6.1.1): each keeps a whole header, so
+// a server can answer FORMERR to its ID, or drop it.
+enum class Malform : uint8_t {
+    None,
+    NoQuestion,  // "!noquestion": QDCOUNT 0, no question (an OPT when EDNS is on)
+    CutName,     // "!cut": QDCOUNT 1, the message ends inside the question name
+    TwoOpt,      // "!opt2": the question, then two OPT records
+};
+
+inline bool parse_malform(std::string_view s, Malform& out) {
+    if (s == "!noquestion") out = Malform::NoQuestion;
+    else if (s == "!cut") out = Malform::CutName;
+    else if (s == "!opt2") out = Malform::TwoOpt;
+    else return false;
+    return true;
+}
+
+// One line of a mix file.
+struct MixLine {
+    std::string name, type;
+    Malform malform = Malform::None;
+};
+
+enum class LineStatus { Query, Skip, Bad };
+
+// Splits one line; Skip for blank and comment lines, Bad for a missing type or an unknown
+// third word.
+inline LineStatus parse_line(const std::string& line, MixLine& out) {
+    std::istringstream ls(line);
+    out = MixLine{};
+    if (!(ls >> out.name) || out.name[0] == '#' || out.name[0] == ';') return LineStatus::Skip;
+    if (!(ls >> out.type)) return LineStatus::Bad;
+    std::string extra;
+    if (ls >> extra && !parse_malform(extra, out.malform)) return LineStatus::Bad;
+    return ls >> extra ? LineStatus::Bad : LineStatus::Query;
+}
+
 // A query (ID 0, RD 0, class IN) for one mix line: header, question, and an OPT record
-// advertising `edns_size` unless it is 0. Sets `question_len` (question octets after the
-// header); false for a bad name.
+// advertising `edns_size` unless it is 0; `malform` makes it one of the malformed kinds.
+// Sets `question_len` (question octets after the header, 0 when the query carries no whole
+// question); false for a bad name.
 inline bool build_query(std::string_view name, uint16_t qtype, uint16_t edns_size, std::vector<uint8_t>& q,
-                        uint16_t& question_len) {
-    q = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, static_cast<uint8_t>(edns_size ? 1 : 0)};
-    if (!encode_name(name, q)) return false;
-    const uint8_t tail[] = {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype & 0xff), 0, 1};
-    q.insert(q.end(), tail, tail + sizeof tail);
-    question_len = static_cast<uint16_t>(q.size() - 12);
-    if (edns_size) {
-        // OPT: root owner, type 41, class = our UDP size, TTL 0 (version 0, DO=0), no rdata.
-        const uint8_t opt[11] = {0, 0, 41, static_cast<uint8_t>(edns_size >> 8), static_cast<uint8_t>(edns_size & 0xff),
-                                 0, 0, 0, 0, 0, 0};
-        q.insert(q.end(), opt, opt + sizeof opt);
+                        uint16_t& question_len, Malform malform = Malform::None) {
+    // OPT: root owner, type 41, class = our UDP size, TTL 0 (version 0, DO=0), no rdata.
+    const uint16_t opt_size = edns_size ? edns_size : 1232;
+    const uint8_t opt[11] = {0, 0, 41, static_cast<uint8_t>(opt_size >> 8), static_cast<uint8_t>(opt_size & 0xff),
+                             0, 0, 0, 0, 0, 0};
+    const uint8_t opts = malform == Malform::TwoOpt ? 2 : (edns_size && malform != Malform::CutName ? 1 : 0);
+    q = {0, 0, 0, 0, 0, static_cast<uint8_t>(malform == Malform::NoQuestion ? 0 : 1), 0, 0, 0, 0, 0, opts};
+    question_len = 0;
+    if (malform != Malform::NoQuestion) {
+        if (!encode_name(name, q)) return false;
+        if (malform == Malform::CutName) {
+            // Half the encoded name: never a whole one (its last octet, the root, is cut off).
+            q.resize(12 + (q.size() - 12) / 2);
+            return true;
+        }
+        const uint8_t tail[] = {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype & 0xff), 0, 1};
+        q.insert(q.end(), tail, tail + sizeof tail);
+        if (malform == Malform::None) question_len = static_cast<uint16_t>(q.size() - 12);
     }
+    for (uint8_t i = 0; i < opts; ++i) q.insert(q.end(), opt, opt + sizeof opt);
     return true;
 }
 

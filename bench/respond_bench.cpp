@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -51,13 +50,16 @@ int main(int argc, char** argv) {
     if (!in) die("cannot open " + mix_file);
     std::vector<std::vector<uint8_t>> queries;
     std::string line;
+    mixq::MixLine ml;
     while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string name, type;
-        if (!(ls >> name >> type) || name[0] == '#' || name[0] == ';') continue;
+        const mixq::LineStatus st = mixq::parse_line(line, ml);
+        if (st == mixq::LineStatus::Skip) continue;
         uint16_t qtype = 0, qlen = 0;
         std::vector<uint8_t> q;  // as dns_load sends it: EDNS, UDP size 1232
-        if (!mixq::parse_type(type, qtype) || !mixq::build_query(name, qtype, 1232, q, qlen)) die("bad mix line: " + line);
+        if (st == mixq::LineStatus::Bad || !mixq::parse_type(ml.type, qtype) ||
+            !mixq::build_query(ml.name, qtype, 1232, q, qlen, ml.malform)) {
+            die("bad mix line: " + line);
+        }
         queries.push_back(std::move(q));
     }
     if (queries.empty()) die(mix_file + " holds no queries");

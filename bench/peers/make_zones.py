@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Build a Knot DNS peer that answers a query mix the way domain-park does.
+"""Build the Knot DNS and NSD peers that answer a query mix the way domain-park does.
 
 Reads the mix written by ../make_mix.py and writes, into --out:
-  zones/<D>.zone  one zone per registrable domain D in the mix
-  knot.conf       from knot.conf.in: 1 UDP, 1 TCP, 1 background worker, 127.0.0.1@PORT
+  zones/<D>.zone  one zone per registrable domain D in the mix (both servers read them)
+  knot.conf       from knot.conf.in: 1 UDP, 1 TCP, 1 background worker, 127.0.0.1@--knot-port
+  nsd.conf        from nsd.conf.in: 1 server process, 127.0.0.1@--nsd-port
 
 Each zone holds the contract's records (DESIGN.md, "The answers"): SOA, NS, SPF TXT, null MX,
 CAA at the apex and, by wildcard, at every name below it; _dmarc TXT; *._domainkey TXT with
@@ -69,8 +70,8 @@ def collect(mix_path):
     with open(mix_path) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
-            if not parts or parts[0].startswith(("#", ";")):
-                continue
+            if not parts or parts[0].startswith(("#", ";")) or len(parts) > 2:
+                continue  # a comment, or a malformed query (no name a zone must answer)
             name = parts[0].rstrip(".").lower()
             d = registrable(name)
             if d is None:
@@ -98,8 +99,9 @@ def collect(mix_path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mix", help="query mix from make_mix.py")
-    ap.add_argument("--out", required=True, help="output directory (zones/ and knot.conf)")
-    ap.add_argument("--port", type=int, default=5302)
+    ap.add_argument("--out", required=True, help="output directory (zones/, knot.conf, nsd.conf)")
+    ap.add_argument("--knot-port", type=int, default=5302)
+    ap.add_argument("--nsd-port", type=int, default=5303)
     ap.add_argument("--nameserver", action="append", default=[],
                     help="NS host name, repeatable, first is the SOA mname (default ns1/ns2.park.example)")
     ap.add_argument("--rname", default="hostmaster.park.example")
@@ -124,13 +126,18 @@ def main():
         with open(os.path.join(zdir, d + ".zone"), "w") as f:
             f.write(zone_text(d, subs, a))
 
-    with open(os.path.join(HERE, "knot.conf.in")) as f:
-        conf = f.read()
     out = os.path.abspath(a.out)
-    conf = conf.replace("@RUNDIR@", out).replace("@PORT@", str(a.port)).replace("@ZONEDIR@", os.path.abspath(zdir))
-    conf += "zone:\n" + "".join(f"  - domain: {d}\n" for d in sorted(zones))
-    with open(os.path.join(a.out, "knot.conf"), "w") as f:
-        f.write(conf)
+    names = sorted(zones)
+    zone_lists = {
+        "knot": "zone:\n" + "".join(f"  - domain: {d}\n" for d in names),
+        "nsd": "".join(f"zone:\n    name: {d}\n    zonefile: {d}.zone\n" for d in names),
+    }
+    for server, port in (("knot", a.knot_port), ("nsd", a.nsd_port)):
+        with open(os.path.join(HERE, f"{server}.conf.in")) as f:
+            conf = f.read()
+        conf = conf.replace("@RUNDIR@", out).replace("@PORT@", str(port)).replace("@ZONEDIR@", os.path.abspath(zdir))
+        with open(os.path.join(a.out, f"{server}.conf"), "w") as f:
+            f.write(conf + zone_lists[server])
     print(f"{len(zones)} zones, {sum(len(s) for s in zones.values())} explicit subdomains -> {out}")
 
 
