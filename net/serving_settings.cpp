@@ -16,6 +16,16 @@ void check_host_port(const std::string& value, const std::string& key) {
 }
 
 namespace {
+// The metrics endpoint is civetweb's (through prometheus-cpp), which Debian builds without IPv6.
+void check_metrics_address(const std::string& value, const std::string& key) {
+    check_host_port(value, key);
+    if (value.find('[') != std::string::npos)
+        throw ConfigError(key + ": " + config::quote(value) +
+                          ": the metrics endpoint takes an IPv4 address (its HTTP server has no IPv6)");
+}
+}  // namespace
+
+namespace {
 
 // --udp / --tcp: serve only that transport; both flags: both.
 config::Setting<S> only(const char* key, bool S::*field, uint8_t bit, const char* flag, const char* doc) {
@@ -36,8 +46,8 @@ std::vector<config::Setting<S>> declare() {
     v.push_back(only("udp", &S::udp, 1, "--udp", "serve UDP (flag: UDP only)"));
     v.push_back(only("tcp", &S::tcp, 2, "--tcp", "serve TCP (flag: TCP only)"));
     v.push_back(with_flag(config::string<S>("metrics", &S::metrics, Reload::Restart,
-                                            "Prometheus endpoint http://ADDR:PORT/metrics ([::1]:PORT for IPv6)",
-                                            check_host_port),
+                                            "Prometheus endpoint http://ADDR:PORT/metrics (IPv4; port 0: any free one)",
+                                            check_metrics_address),
                           "--metrics", "ADDR:PORT"));
     v.push_back(number<S>("metrics_threads", &S::metrics_threads, 1, 64, Unit::Count, Reload::Restart,
                           "HTTP threads of the metrics endpoint (each slow client holds one until metrics_timeout)"));
