@@ -67,7 +67,7 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& origi
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(text, check);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers too large for any type
         const std::string what = e.what();
         const size_t at = what.find(']');
         throw ConfigError("config: " + origin + " is not valid JSON: " +

@@ -22,5 +22,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_
       -DDP_SANITIZE=ON -DDP_FUZZ=ON -DDP_FUZZ_SECONDS="${DP_FUZZ_SECONDS:-60}" -DDP_BUILD_BENCH=OFF \
       -DPython3_EXECUTABLE="$(command -v python3)" >/dev/null
 cmake --build build-asan
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+ctest --test-dir build-asan --output-on-failure -E '^libfuzzer_'
+# The fuzzers are single-threaded and CPU-bound: two at a time.
+ctest --test-dir build-asan --output-on-failure -R '^libfuzzer_' -j 2
