@@ -13,6 +13,8 @@
 #include "config/settings.hpp"
 #include "dns/message.hpp"
 #include "dns/policy.hpp"
+#include "dns/siphash.hpp"
+#include "net/sockets.hpp"
 
 namespace dp::balancer {
 
@@ -24,11 +26,6 @@ constexpr int64_t kScale = 1000;
 constexpr size_t kWays = 8;
 constexpr size_t kMaxEntries = size_t{1} << 24;
 constexpr uint32_t kMaxWindow = 3600;
-
-bool is_v4_mapped(const uint8_t* a) {
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return std::memcmp(a, kMapped, 12) == 0;
-}
 
 // Zeroes the bits of `addr` (16 octets) beyond `len`.
 void mask(uint8_t* addr, unsigned len) {
@@ -127,7 +124,7 @@ bool parse_prefix(const std::string& text, Prefix& out, std::string& error) {
     std::memcpy(masked, p.addr, 16);
     mask(masked, len);
     if (std::memcmp(masked, p.addr, 16) != 0) return fail("host bits set beyond the prefix length");
-    if (p.family == 6 && len >= 96 && is_v4_mapped(p.addr)) {
+    if (p.family == 6 && len >= 96 && net::is_v4_mapped(p.addr)) {
         std::memmove(p.addr, p.addr + 12, 4);
         std::memset(p.addr + 4, 0, 12);
         p.family = 4;
@@ -150,84 +147,9 @@ std::string to_string(const Prefix& p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Hashing, addresses, the bucket table
+// The bucket table
 
 namespace detail {
-
-namespace {
-inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
-inline uint64_t load64le(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-    return v;
-}
-struct SipState {
-    uint64_t v0, v1, v2, v3;
-    void round() {
-        v0 += v1;
-        v1 = rotl(v1, 13);
-        v1 ^= v0;
-        v0 = rotl(v0, 32);
-        v2 += v3;
-        v3 = rotl(v3, 16);
-        v3 ^= v2;
-        v0 += v3;
-        v3 = rotl(v3, 21);
-        v3 ^= v0;
-        v2 += v1;
-        v1 = rotl(v1, 17);
-        v1 ^= v2;
-        v2 = rotl(v2, 32);
-    }
-    void compress(uint64_t m) {
-        v3 ^= m;
-        round();
-        round();
-        v0 ^= m;
-    }
-};
-}  // namespace
-
-uint64_t siphash24(const uint8_t key[16], const void* data, size_t len) {
-    const uint64_t k0 = load64le(key), k1 = load64le(key + 8);
-    SipState s{k0 ^ 0x736f6d6570736575ull, k1 ^ 0x646f72616e646f6dull, k0 ^ 0x6c7967656e657261ull,
-               k1 ^ 0x7465646279746573ull};
-    const auto* p = static_cast<const uint8_t*>(data);
-    const size_t whole = len - len % 8;
-    for (size_t i = 0; i < whole; i += 8) s.compress(load64le(p + i));
-    uint64_t last = static_cast<uint64_t>(len & 0xFF) << 56;
-    for (size_t i = 0; i < len % 8; ++i) last |= static_cast<uint64_t>(p[whole + i]) << (8 * i);
-    s.compress(last);
-    s.v2 ^= 0xFF;
-    for (int i = 0; i < 4; ++i) s.round();
-    return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-}
-
-bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]) {
-    if (sa == nullptr) return false;
-    std::memset(addr, 0, 16);
-    if (sa->sa_family == AF_INET) {
-        sockaddr_in sin;
-        std::memcpy(&sin, sa, sizeof sin);
-        std::memcpy(addr, &sin.sin_addr, 4);
-        family = 4;
-        return true;
-    }
-    if (sa->sa_family == AF_INET6) {
-        sockaddr_in6 sin6;
-        std::memcpy(&sin6, sa, sizeof sin6);
-        const uint8_t* a = sin6.sin6_addr.s6_addr;
-        if (is_v4_mapped(a)) {
-            std::memcpy(addr, a + 12, 4);
-            family = 4;
-        } else {
-            std::memcpy(addr, a, 16);
-            family = 6;
-        }
-        return true;
-    }
-    return false;
-}
 
 // A set-associative table of buckets: the key's keyed hash picks one set of 8 ways; a key is
 // identified by its 64-bit hash (tag). When the set is full, the bucket closest to being full
@@ -368,7 +290,7 @@ bool RequestLimiter::allow(const sockaddr* client, uint64_t now_ms) {
     if (rate_ == 0) return true;
     uint8_t key[18];
     uint8_t family = 0;
-    if (!detail::client_address(client, family, key + 2)) return true;
+    if (!net::client_address(client, family, key + 2)) return true;
     if (!exempt_.empty() && exempted(exempt_, family, key + 2)) {
         stats_.requests_exempt.inc();
         return true;
@@ -377,7 +299,7 @@ bool RequestLimiter::allow(const sockaddr* client, uint64_t now_ms) {
     key[1] = family == 4 ? v4_len_ : v6_len_;
     mask(key + 2, key[1]);
     bool fresh = false, evicted = false;
-    Entry* e = table_->get(detail::siphash24(key_, key, sizeof key), now_ms, fresh, evicted);
+    Entry* e = table_->get(dns::siphash24(key_, key, sizeof key), now_ms, fresh, evicted);
     const int64_t cap = static_cast<int64_t>(burst_) * kScale;
     if (fresh) {
         e->balance = cap;
@@ -444,7 +366,7 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
     // (not for Error: one error bucket per network, as BIND).
     uint8_t key[2 + 16 + 3 + dns::kMaxNameWire];
     uint8_t family = 0;
-    if (!detail::client_address(client, family, key + 2)) return RrlVerdict::Send;
+    if (!net::client_address(client, family, key + 2)) return RrlVerdict::Send;
     if (!exempt_.empty() && exempted(exempt_, family, key + 2)) {
         stats_.rrl_exempt.inc();
         return RrlVerdict::Send;
@@ -471,7 +393,7 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
     }
 
     bool fresh = false, evicted = false;
-    Entry* e = table_->get(detail::siphash24(key_, key, key_len), now_ms, fresh, evicted);
+    Entry* e = table_->get(dns::siphash24(key_, key, key_len), now_ms, fresh, evicted);
     const int64_t cap = static_cast<int64_t>(rate) * kScale;
     const int64_t floor = -static_cast<int64_t>(window_) * cap;
     if (fresh) {

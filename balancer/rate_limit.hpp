@@ -80,12 +80,6 @@ struct TableDeleter {
 };
 using TablePtr = std::unique_ptr<BucketTable, TableDeleter>;
 
-// SipHash-2-4 (Aumasson & Bernstein) of `len` octets with a 16-octet key. Exposed for tests.
-uint64_t siphash24(const uint8_t key[16], const void* data, size_t len);
-
-// A client's address as (family 4 or 6, 16 octets); IPv4-mapped IPv6 becomes IPv4.
-// False for other families.
-bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]);
 }  // namespace detail
 
 class RequestLimiter {

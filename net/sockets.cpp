@@ -142,4 +142,35 @@ uint64_t raise_fd_limit() {
     return rl.rlim_cur;
 }
 
+bool is_v4_mapped(const uint8_t* a) {
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(a, kMapped, 12) == 0;
+}
+
+bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]) {
+    if (sa == nullptr) return false;
+    std::memset(addr, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        sockaddr_in sin;
+        std::memcpy(&sin, sa, sizeof sin);
+        std::memcpy(addr, &sin.sin_addr, 4);
+        family = 4;
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        sockaddr_in6 sin6;
+        std::memcpy(&sin6, sa, sizeof sin6);
+        const uint8_t* a = sin6.sin6_addr.s6_addr;
+        if (is_v4_mapped(a)) {
+            std::memcpy(addr, a + 12, 4);
+            family = 4;
+        } else {
+            std::memcpy(addr, a, 16);
+            family = 6;
+        }
+        return true;
+    }
+    return false;
+}
+
 }  // namespace dp::net

@@ -22,6 +22,12 @@ int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport
 // A bound UDP socket with a deep receive queue (`rcvbuf` octets; SO_RCVBUFFORCE passes
 // rmem_max when we are root) to absorb bursts. -1 with `error` set on failure.
 int bind_udp_socket(const std::string& host, uint16_t port, bool reuseport, uint32_t rcvbuf, std::string& error);
+// A client's address as (family 4 or 6, 16 octets, zero-padded); IPv4-mapped IPv6 becomes
+// IPv4, so a client has one identity whether a dual-stack socket or an IPv4 one received it.
+// False for other families.
+bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]);
+// Is the 16-octet IPv6 address an IPv4-mapped one (::ffff:a.b.c.d)?
+bool is_v4_mapped(const uint8_t* a);
 // Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
 uint64_t raise_fd_limit();
 
