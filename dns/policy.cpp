@@ -110,6 +110,71 @@ std::string txt_rdata(std::string_view text) {
     return r;
 }
 
+namespace {
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+bool all_digits(std::string_view v, size_t max_len) {
+    return !v.empty() && v.size() <= max_len && v.find_first_not_of("0123456789") == std::string_view::npos;
+}
+// Is `v` a valid value of DMARC tag `tag` (RFC 7489 6.3, DMARCbis np/psd/t)? False for a tag
+// this server does not know.
+bool dmarc_value_ok(std::string_view tag, std::string_view v) {
+    if (tag == "p" || tag == "sp" || tag == "np") return v == "none" || v == "quarantine" || v == "reject";
+    if (tag == "adkim" || tag == "aspf") return v == "r" || v == "s";
+    if (tag == "pct") return all_digits(v, 3) && std::stoi(std::string(v)) <= 100;
+    if (tag == "ri") return all_digits(v, 10) && std::stoull(std::string(v)) <= 0xFFFFFFFFull;
+    if (tag == "rf") return v == "afrf";
+    if (tag == "t") return v == "y" || v == "n";
+    if (tag == "psd") return v == "y" || v == "n" || v == "u";
+    if (tag == "fo") {  // colon-separated 0, 1, d, s
+        size_t i = 0;
+        while (true) {
+            const size_t colon = v.find(':', i);
+            const std::string_view o = trim(v.substr(i, colon == std::string_view::npos ? colon : colon - i));
+            if (o != "0" && o != "1" && o != "d" && o != "s") return false;
+            if (colon == std::string_view::npos) return true;
+            i = colon + 1;
+        }
+    }
+    return false;
+}
+}  // namespace
+
+std::string dmarc_record(std::string_view tags, const std::string& rua, const std::string& ruf) {
+    std::string out = "v=DMARC1;";
+    std::vector<std::string> seen;
+    const std::string whole(tags);
+    while (!tags.empty()) {
+        const size_t semi = tags.find(';');
+        const std::string_view item = trim(tags.substr(0, semi));
+        tags.remove_prefix(semi == std::string_view::npos ? tags.size() : semi + 1);
+        if (item.empty()) continue;
+        const size_t eq = item.find('=');
+        if (eq == std::string_view::npos)
+            throw ConfigError("dmarc_tags: " + config::quote(item) + " is not tag=value (in " + config::quote(whole) + ")");
+        const std::string tag = to_lower(trim(item.substr(0, eq)));
+        const std::string_view value = trim(item.substr(eq + 1));
+        if (tag == "v" || tag == "rua" || tag == "ruf")
+            throw ConfigError("dmarc_tags: '" + tag +
+                              "' is not set here (v is always DMARC1; rua and ruf have their own settings)");
+        if (std::find(seen.begin(), seen.end(), tag) != seen.end())
+            throw ConfigError("dmarc_tags: " + config::quote(tag) + " is given twice");
+        if (!dmarc_value_ok(tag, value))
+            throw ConfigError("dmarc_tags: " + config::quote(item) + " is not a known DMARC tag with a valid value");
+        if (seen.empty() && tag != "p")
+            throw ConfigError("dmarc_tags: p must come first (RFC 7489 6.4), got " + config::quote(tag));
+        seen.push_back(tag);
+        out += " " + tag + "=" + std::string(value) + ";";
+    }
+    if (seen.empty()) throw ConfigError("dmarc_tags: empty; at least p=... is required (RFC 7489 6.3)");
+    if (!rua.empty()) out += " rua=mailto:" + rua + ";";
+    if (!ruf.empty()) out += " ruf=mailto:" + ruf + ";";
+    return out;
+}
+
 bool parse_address(std::string_view text, std::vector<Ipv4>& v4, std::vector<Ipv6>& v6) {
     const std::string s(text);
     Ipv4 a4;
@@ -226,10 +291,7 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
         throw ConfigError("caa_iodef: " + config::quote(s_.caa_iodef) + " is not a mailto:, http: or https: URL");
 
     spf_rdata_ = txt_rdata("v=spf1 -all");
-    std::string dmarc = "v=DMARC1; p=reject;";
-    if (!s_.rua.empty()) dmarc += " rua=mailto:" + s_.rua + ";";
-    if (!s_.ruf.empty()) dmarc += " ruf=mailto:" + s_.ruf + ";";
-    dmarc_rdata_ = txt_rdata(dmarc);
+    dmarc_rdata_ = txt_rdata(dmarc_record(s_.dmarc_tags, s_.rua, s_.ruf));
     dkim_rdata_ = txt_rdata("v=DKIM1; p=");
     if (!s_.identity.empty()) identity_rdata_ = txt_rdata(s_.identity);
     // CAA (RFC 8659 4.1): flags, tag length, tag, value.
@@ -590,8 +652,12 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
             echo_question();
             d_ptr = static_cast<uint16_t>(kHeaderSize + q.label_off[rel]);
             auto label = [&](int i) { return q.qname + q.label_off[i]; };
-            // X: D itself, or a name under D whose first label does not start with '_'.
-            auto is_x = [&](int i) { return i == rel || (i < rel && label(i)[0] > 0 && label(i)[1] != '_'); };
+            // X: D itself, or a name under D none of whose labels below D starts with '_'
+            // (RFC 8552 scoped names such as _report._dmarc.D or a._mta-sts.D are not X).
+            // The name starting at label i is X when i >= plain.
+            int plain = rel;
+            while (plain > 0 && !(label(plain - 1)[0] > 0 && label(plain - 1)[1] == '_')) --plain;
+            auto is_x = [&](int i) { return i >= plain && i <= rel; };
             const bool x = is_x(0);
             const uint32_t ttl = s_.ttl;
 
@@ -608,7 +674,6 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
                 if (!txt && x) txt = &spf_rdata_;
             }
 
-            bool glue_required = false;
             switch (q.qtype) {
                 case type::SOA:
                     if (rel == 0) {
@@ -671,37 +736,40 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
             if (r.an == 0) {
                 want_soa = true;  // NODATA (RFC 2308 2.2)
             } else if (q.qtype == type::NS) {
-                // Glue for every name server with addresses; required when the server is in D.
+                // Glue: first for the servers inside D, which is required: if it does not
+                // fit, the answer goes out with TC=1 (RFC 9471 2.1). Then for the others, one
+                // server at a time while it fits whole: that glue may be left out without TC
+                // (RFC 9471 3), so the answer keeps as much of it as fits.
                 const uint8_t* d_wire = q.qname + q.label_off[rel];
-                const size_t mark = w.size();
+                auto server_glue = [&](const Ns& n) {
+                    const auto* wire = reinterpret_cast<const uint8_t*>(n.wire.data());
+                    auto one = [&](uint16_t type, const uint8_t* addr, uint16_t len) {
+                        w.name(wire);
+                        w.u16(type);
+                        w.u16(klass::IN);
+                        w.u32(s_.ns_ttl);
+                        w.u16(len);
+                        w.bytes(addr, len);
+                        ++r.ar;
+                    };
+                    for (const auto& a : n.v4) one(type::A, a.data(), 4);
+                    for (const auto& a : n.v6) one(type::AAAA, a.data(), 16);
+                };
+                auto inside = [&](const Ns& n) {
+                    return at_or_below(reinterpret_cast<const uint8_t*>(n.wire.data()), d_wire);
+                };
+                for (const auto& n : ns_)
+                    if (!w.overflow() && inside(n)) server_glue(n);
                 for (const auto& n : ns_) {
-                    if (n.v4.empty() && n.v6.empty()) continue;
-                    if (at_or_below(reinterpret_cast<const uint8_t*>(n.wire.data()), d_wire)) glue_required = true;
-                }
-                if (!w.overflow()) {
-                    for (const auto& n : ns_) {
-                        for (const auto& a : n.v4) {
-                            w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));
-                            w.u16(type::A);
-                            w.u16(klass::IN);
-                            w.u32(s_.ns_ttl);
-                            w.u16(4);
-                            w.bytes(a.data(), 4);
-                            ++r.ar;
-                        }
-                        for (const auto& a : n.v6) {
-                            w.name(reinterpret_cast<const uint8_t*>(n.wire.data()));
-                            w.u16(type::AAAA);
-                            w.u16(klass::IN);
-                            w.u32(s_.ns_ttl);
-                            w.u16(16);
-                            w.bytes(a.data(), 16);
-                            ++r.ar;
-                        }
-                    }
-                    if (w.overflow() && !glue_required) {
-                        w.rewind(mark);  // optional glue that does not fit is left out (RFC 9471)
-                        r.ar = 0;
+                    if (w.overflow()) break;
+                    if (inside(n)) continue;
+                    const size_t before = w.size();
+                    const uint16_t before_ar = r.ar;
+                    server_glue(n);
+                    if (w.overflow()) {
+                        w.rewind(before);
+                        r.ar = before_ar;
+                        break;
                     }
                 }
             }

@@ -39,6 +39,10 @@ bool parse_address(std::string_view text, std::vector<Ipv4>& v4, std::vector<Ipv
 struct PolicySettings {
     std::vector<NameServer> nameservers;  // first one is the SOA mname
     std::string rua, ruf;                 // DMARC report addresses (without mailto:)
+    // The DMARC record's tags after "v=DMARC1;" (rua/ruf come from their own settings). The
+    // default follows current guidance for domains that send no mail; "p=reject;" is the
+    // original domain-park's record.
+    std::string dmarc_tags = "p=reject; sp=reject; np=reject; adkim=s; aspf=s;";
     std::string caa_iodef;                // e.g. "mailto:security@example.net"; empty: none
     std::string identity;                 // NSID and CHAOS id.server; empty: not disclosed
     std::vector<Ipv4> landing_a;          // landing page at D and www.D; empty: NODATA
@@ -138,6 +142,12 @@ size_t registrable_suffix(const PublicSuffix& psl, const uint8_t* name, size_t l
 // last one holding a dot, control or 8-bit octet; returns that label's index. text_off[i] is
 // label i's offset in `text` for every label from there on.
 int name_text(const Query& q, char* text, uint8_t* text_off);
+
+// The DMARC record for the given tags ("p=reject; sp=reject;") and report addresses (empty:
+// none): "v=DMARC1; " + the tags in the order given, each "tag=value;" + " rua=mailto:...;"
+// + " ruf=mailto:...;". Throws ConfigError naming `dmarc_tags` for an unknown or repeated
+// tag, a bad value, a missing or misplaced p, or v/rua/ruf among the tags.
+std::string dmarc_record(std::string_view tags, const std::string& rua, const std::string& ruf);
 
 // TXT RDATA for a string: split into character-strings of at most 255 octets.
 std::string txt_rdata(std::string_view text);

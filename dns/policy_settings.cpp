@@ -88,6 +88,11 @@ std::vector<config::Setting<P>> declare_policy() {
                           "--rua", "EMAIL"));
     v.push_back(with_flag(string<P>("ruf", &P::ruf, Reload::Live, "DMARC failure report address (ruf=mailto:EMAIL)"),
                           "--ruf", "EMAIL"));
+    v.push_back(with_flag(string<P>("dmarc_tags", &P::dmarc_tags, Reload::Live,
+                                    "the DMARC record's tags after v=DMARC1 (p first; rua/ruf come from their own "
+                                    "settings); \"p=reject;\" gives the original domain-park's record",
+                                    [](const std::string& v, const std::string&) { dmarc_record(v, "", ""); }),
+                          "--dmarc-tags", "TAGS"));
     v.push_back(string<P>("caa_iodef", &P::caa_iodef, Reload::Live,
                           "adds 0 iodef \"URL\" to CAA (mailto:, http: or https:)"));
     v.push_back(with_flag(string<P>("identity", &P::identity, Reload::Live,

@@ -289,9 +289,10 @@ void write_header(Writer& w, const Query& q, const HeaderFlags& f) {
     uint8_t f1 = 0x80 | static_cast<uint8_t>((q.opcode & 0x0F) << 3);
     if (f.aa) f1 |= 0x04;
     if (f.tc) f1 |= 0x02;
-    if (q.rd) f1 |= 0x01;
+    // RD and CD are defined only for QUERY: copied there, cleared for any other opcode.
+    if (q.rd && q.opcode == 0) f1 |= 0x01;
     uint8_t f2 = static_cast<uint8_t>(f.rcode & 0x0F);
-    if (q.cd) f2 |= 0x10;
+    if (q.cd && q.opcode == 0) f2 |= 0x10;
     const uint8_t h[kHeaderSize] = {static_cast<uint8_t>(q.id >> 8), static_cast<uint8_t>(q.id), f1, f2};
     w.bytes(h, sizeof h);
 }

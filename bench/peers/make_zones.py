@@ -39,7 +39,7 @@ def x_records(owner, ttl):
 
 
 def zone_text(d, subs, a):
-    dmarc = "v=DMARC1; p=reject;"
+    dmarc = "v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s;"  # the worker's default
     if a.rua:
         dmarc += f" rua=mailto:{a.rua};"
     if a.ruf:

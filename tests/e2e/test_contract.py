@@ -24,8 +24,10 @@ SOA_TTL = 3600
 SOA_MINIMUM = 3600
 
 SPF = "v=spf1 -all"
-DMARC_FULL = f"v=DMARC1; p=reject; rua=mailto:{RUA}; ruf=mailto:{RUF};"
-DMARC_PLAIN = "v=DMARC1; p=reject;"
+DMARC_TAGS = "v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s;"
+DMARC_FULL = f"{DMARC_TAGS} rua=mailto:{RUA}; ruf=mailto:{RUF};"
+DMARC_PLAIN = DMARC_TAGS
+DMARC_ORIGINAL = "v=DMARC1; p=reject;"
 DKIM = "v=DKIM1; p="
 
 
@@ -140,6 +142,16 @@ def test_dmarc_without_reporting(plain_worker, transport):
     assert h.txt_strings(rrset) == [DMARC_PLAIN]
 
 
+def test_dmarc_original_record_one_setting_away(tmp_path, transport):
+    w = start_worker(tmp_path, "-n", f"{NS1}:{NS1_ADDRS[0]}", "--rua", RUA, "--dmarc-tags", "p=reject;")
+    try:
+        rrset = single_answer(ask(w, transport, "_dmarc.example.com.", "TXT"), "_dmarc.example.com.", "TXT", TXT_TTL)
+        assert h.txt_strings(rrset) == [f"{DMARC_ORIGINAL} rua=mailto:{RUA};"]
+    finally:
+        w.stop()
+    assert_clean(w)
+
+
 @pytest.mark.parametrize("qname", ["default._domainkey.example.com.", "s1._domainkey.www.example.com.",
                                    "google._domainkey.example.co.uk.", "a.b._domainkey.example.com."])
 def test_dkim_revoked(std_worker, transport, qname):
@@ -207,6 +219,14 @@ def test_nameserver_host_without_ipv6_is_nodata(std_worker, transport):
     ("_dmarc.example.com.", "MX", "example.com."),
     ("_dmarc.example.com.", "CAA", "example.com."),
     ("_domainkey.example.com.", "MX", "example.com."),
+    # RFC 8552 scoped names: an underscore label anywhere below D (RFC 7489 7.1 report
+    # authorization, MTA-STS, TLS reporting) has no SPF, MX or CAA.
+    ("example.org._report._dmarc.example.com.", "TXT", "example.com."),
+    ("example.org._report._dmarc.example.com.", "MX", "example.com."),
+    ("a._mta-sts.example.com.", "TXT", "example.com."),
+    ("a._mta-sts.example.com.", "CAA", "example.com."),
+    ("_smtp._tls.example.com.", "TXT", "example.com."),
+    ("x._tcp.www.example.co.uk.", "MX", "example.co.uk."),
 ])
 def test_other_types_nodata(std_worker, transport, qname, qtype, zone):
     assert_nodata(ask(std_worker, transport, qname, qtype), zone)
@@ -291,14 +311,18 @@ def raw_exchange(worker, transport, wire):
 
 
 @pytest.mark.parametrize("opcode", [dns.opcode.NOTIFY, dns.opcode.UPDATE, dns.opcode.STATUS, 3, 15])
-def test_other_opcode_notimp(std_worker, transport, opcode):
-    wire = h.raw_header(0x1234, (int(opcode) << 11)) + h.raw_question("example.com.", 6)
+@pytest.mark.parametrize("flags", [0, 0x0100 | 0x0010, 0x0100 | 0x0010 | 0x0020 | 0x0080 | 0x0040 | 0x0200])
+def test_other_opcode_notimp(std_worker, transport, opcode, flags):
+    # flags: none; RD and CD; RD, CD, AD, RA, Z and TC (ISC genreport's opcodeflg query).
+    wire = h.raw_header(0x1234, (int(opcode) << 11) | flags) + h.raw_question("example.com.", 6)
     hdr = h.parse_header(raw_exchange(std_worker, transport, wire))
     assert hdr["id"] == 0x1234
     assert hdr["qr"]
     assert hdr["rcode"] == dns.rcode.NOTIMP, f"rcode {hdr['rcode']}"
     assert hdr["opcode"] == int(opcode), "opcode must be copied into the answer"
-    assert not hdr["aa"] and not hdr["ra"] and not hdr["ad"]
+    assert not hdr["aa"] and not hdr["ra"] and not hdr["ad"] and not hdr["z"] and not hdr["tc"]
+    # RD and CD are defined only for QUERY: cleared outside it.
+    assert not hdr["rd"] and not hdr["cd"], f"flags {hdr['flags']:#06x}"
     assert hdr["ancount"] == 0
 
 
@@ -523,8 +547,8 @@ def test_udp_edns_small_payload_respected(big_worker, payload):
 
 
 def assert_complete_or_truncated(reply):
-    """Either TC=1, or the whole NS RRset is there; glue (additional section) may be left out
-    without TC (RFC 2181 9), but any glue RRset present is complete."""
+    """Either TC=1, or the whole NS RRset is there; glue for servers outside the zone may be
+    left out without TC (RFC 9471 3), but any glue RRset present is complete."""
     r = dns.message.from_wire(reply)
     if r.flags & dns.flags.TC:
         return
@@ -566,6 +590,32 @@ def test_tcp_not_truncated(big_worker):
     for rr in r.additional:
         glue.setdefault(rr.name.to_text().lower(), set()).update(rd.address for rd in rr)
     assert glue == {ns + ".": set(a) for ns, a in BIG_ADDRS.items()}
+
+
+def test_optional_glue_kept_as_far_as_it_fits(tmp_path):
+    # 13 name servers outside the zone, 2 addresses each, no EDNS: the NS RRset fits 512
+    # octets, all 26 glue records do not. The answer keeps the glue of as many servers as fit
+    # (each server's whole), without TC (RFC 9471 3).
+    names = [f"ns{i}.parking-provider.example.net" for i in range(13)]
+    args = []
+    for i, ns in enumerate(names):
+        args += ["-n", f"{ns}:192.0.2.{i + 1},2001:db8::{i + 1:x}"]
+    w = start_worker(tmp_path, *args)
+    try:
+        reply = h.udp_exchange(w.port, h.make_query("example.com.", "NS").to_wire())
+        assert reply is not None and len(reply) <= 512
+        r = dns.message.from_wire(reply)
+        assert not r.flags & dns.flags.TC
+        assert len(r.answer[0]) == 13
+        kept = {rr.name.to_text().rstrip(".") for rr in r.additional}
+        assert 0 < len(kept) < 13, f"glue of {len(kept)} servers"
+        assert kept == set(names[:len(kept)]), "glue follows the NS order"
+        for rr in r.additional:
+            assert len(rr) == 1  # one A and one AAAA per server: each RRset whole
+        assert len(r.additional) == 2 * len(kept)
+    finally:
+        w.stop()
+    assert_clean(w)
 
 
 def test_small_answer_not_truncated_on_big_worker(big_worker):

@@ -143,7 +143,7 @@ def dmarc(port, transport="udp", sock=None, qid=None):
 
 
 def expect_dmarc(rua):
-    return f"v=DMARC1; p=reject; rua=mailto:{rua};"
+    return f"v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s; rua=mailto:{rua};"
 
 
 def wait_for(fn, expected, timeout=3.0):
@@ -202,7 +202,7 @@ def test_sighup_without_config_file_keeps_serving(worker_factory):
     time.sleep(0.3)
     assert w.proc.poll() is None, f"SIGHUP without -c stopped the worker:\n{w.stderr()}"
     r = h.query(w.port, h.make_query("_dmarc.example.com.", "TXT"), "udp")
-    assert h.txt_strings(r.answer[0])[0].startswith("v=DMARC1; p=reject; rua=mailto:")
+    assert h.txt_strings(r.answer[0])[0].startswith("v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s; rua=mailto:")
 
 
 def test_flags_override_config(tmp_path, worker_factory):

@@ -118,7 +118,7 @@ TEST_CASE("contract rows over UDP and TCP through c-ares") {
         SUBCASE("TXT: SPF, DMARC, DKIM") {
             CHECK(txts(ask("www.example.com", ns_t_txt, tcp)) == std::vector<std::string>{"v=spf1 -all"});
             CHECK(txts(ask("_dmarc.example.com", ns_t_txt, tcp)) ==
-                  std::vector<std::string>{"v=DMARC1; p=reject; rua=mailto:agg@park.example; ruf=mailto:fail@park.example;"});
+                  std::vector<std::string>{"v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s; rua=mailto:agg@park.example; ruf=mailto:fail@park.example;"});
             CHECK(txts(ask("google._domainkey.example.com", ns_t_txt, tcp)) ==
                   std::vector<std::string>{"v=DKIM1; p="});
         }

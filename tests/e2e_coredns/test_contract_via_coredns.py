@@ -38,7 +38,7 @@ SOA_MINIMUM = 3600
 NEG_TTL = min(SOA_TTL, SOA_MINIMUM)
 
 SPF = "v=spf1 -all"
-DMARC_FULL = f"v=DMARC1; p=reject; rua=mailto:{RUA}; ruf=mailto:{RUF};"
+DMARC_FULL = f"v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s; rua=mailto:{RUA}; ruf=mailto:{RUF};"
 DKIM = "v=DKIM1; p="
 
 _counter = itertools.count(1)

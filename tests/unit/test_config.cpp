@@ -109,6 +109,22 @@ TEST_CASE("bad configuration names the setting") {
     std::remove(path);
 }
 
+TEST_CASE("dmarc_tags: read from the file and --dmarc-tags, refused at read time with one short line") {
+    worker::WorkerConfig c;
+    REQUIRE(run({"-n", "ns1.example.net", "--dmarc-tags", "p=reject;"}, c) == config::CliAction::Run);
+    CHECK(c.policy.dmarc_tags == "p=reject;");
+    CHECK(worker::WorkerConfig{}.policy.dmarc_tags == "p=reject; sp=reject; np=reject; adkim=s; aspf=s;");
+    CHECK(message_of({"-n", "ns1.example.net", "--dmarc-tags", "sp=reject; p=reject"}).find("dmarc_tags: p must come first") !=
+          std::string::npos);
+    const std::string m = message_of({"-n", "ns1.example.net", "--dmarc-tags", "p=" + std::string(3000, 'x')});
+    CHECK(m.find("dmarc_tags") != std::string::npos);
+    CHECK(m.size() < 200);
+    const char* path = "/tmp/dp-unit-dmarc.json";
+    write_file(path, R"({"nameservers": ["ns1.example.net"], "dmarc_tags": "p=reject; rua=mailto:a@b.example"})");
+    CHECK(message_of({"--config", path}).find("dmarc_tags: 'rua' is not set here") != std::string::npos);
+    std::remove(path);
+}
+
 TEST_CASE("the configuration file: duplicate keys, deep nesting and size are refused with one short line") {
     const char* path = "/tmp/dp-unit-shape.json";
     write_file(path, R"({"nameservers": ["ns1.example.net"], "port": 5300, "port": 5301})");

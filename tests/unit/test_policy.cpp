@@ -111,24 +111,45 @@ TEST_CASE("TXT SPF at D and below, with 0x20 case echoed") {
 
 TEST_CASE("DMARC at _dmarc.D and _dmarc.X, with rua and ruf") {
     Ask ask{policy()};
+    const std::string tags = "v=DMARC1; p=reject; sp=reject; np=reject; adkim=s; aspf=s;";
     Msg m = ask("_dmarc.example.com", type::TXT);
     REQUIRE(m.an.size() == 1);
-    CHECK(txt(m.an[0]) == "v=DMARC1; p=reject; rua=mailto:agg@park.example;");
+    CHECK(txt(m.an[0]) == tags + " rua=mailto:agg@park.example;");
     m = ask("_DMARC.mail.example.com", type::TXT);
     REQUIRE(m.an.size() == 1);
-    CHECK(txt(m.an[0]) == "v=DMARC1; p=reject; rua=mailto:agg@park.example;");
+    CHECK(txt(m.an[0]) == tags + " rua=mailto:agg@park.example;");
 
     PolicySettings s = base_settings();
     s.rua.clear();
     Policy bare(s);
     Ask ask2{bare};
-    CHECK(txt(ask2("_dmarc.example.com", type::TXT).an.at(0)) == "v=DMARC1; p=reject;");
+    CHECK(txt(ask2("_dmarc.example.com", type::TXT).an.at(0)) == tags);
     s.rua = "a@x.example";
     s.ruf = "f@x.example";
     Policy both(s);
     Ask ask3{both};
     CHECK(txt(ask3("_dmarc.example.com", type::TXT).an.at(0)) ==
-          "v=DMARC1; p=reject; rua=mailto:a@x.example; ruf=mailto:f@x.example;");
+          tags + " rua=mailto:a@x.example; ruf=mailto:f@x.example;");
+}
+
+TEST_CASE("DMARC tags: the original's record one setting away, others validated") {
+    PolicySettings s = base_settings();
+    s.dmarc_tags = "p=reject;";
+    Policy original(s);
+    Ask ask{original};
+    CHECK(txt(ask("_dmarc.example.com", type::TXT).an.at(0)) == "v=DMARC1; p=reject; rua=mailto:agg@park.example;");
+
+    CHECK(dmarc_record("p=quarantine;pct=50; fo=0:1:d ;ri=3600; t=y", "", "") ==
+          "v=DMARC1; p=quarantine; pct=50; fo=0:1:d; ri=3600; t=y;");
+    CHECK(dmarc_record(" P=reject ; psd=n ", "r@x.example", "") == "v=DMARC1; p=reject; psd=n; rua=mailto:r@x.example;");
+    for (const char* bad : {"", ";", "sp=reject; p=reject", "p=reject; p=none", "p=deny", "p=reject; adkim=x",
+                            "p=reject; pct=101", "p=reject; rua=mailto:a@b.example", "v=DMARC1; p=reject",
+                            "p=reject; bogus=1", "p=reject; fo=2", "p=reject; sp", "p=reject; ri=99999999999"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(dmarc_record(bad, "", ""), ConfigError);
+        s.dmarc_tags = bad;
+        CHECK_THROWS_AS(Policy{s}, ConfigError);
+    }
 }
 
 TEST_CASE("DKIM revoked key for any selector") {
@@ -163,6 +184,33 @@ TEST_CASE("null MX and CAA at X; none at underscore names") {
     m = ask2("example.net", type::CAA);
     REQUIRE(m.an.size() == 2);
     CHECK(std::string(m.an[1].rdata.begin() + 2, m.an[1].rdata.end()) == "iodefmailto:sec@park.example");
+}
+
+TEST_CASE("RFC 8552 scoped names: an underscore label anywhere below D means no SPF, MX or CAA") {
+    Ask ask{policy()};
+    // The report authorization name of RFC 7489 7.1, MTA-STS, TLS reporting, SRV-style names.
+    for (std::string name : {"example.org._report._dmarc.example.net", "a._mta-sts.example.net",
+                             "_mta-sts.example.net", "_smtp._tls.example.net", "x._tcp.example.net",
+                             "deep.er._a.example.net", "_dmarc._x.example.net", "s._domainkey._x.example.net",
+                             "_domainkey._x.example.net", "_X.mail.example.net"}) {
+        for (uint16_t t : {type::TXT, type::MX, type::CAA, type::ANY}) {
+            CAPTURE(name);
+            CAPTURE(t);
+            Msg m = ask(name, t);
+            CHECK(m.rcode == rcode::NOERROR);
+            CHECK(m.aa);
+            CHECK(m.an.empty());
+            check_soa_authority(m, "example.net.");
+        }
+    }
+    // The contract's own underscore rows keep working, at D and at any X.
+    CHECK(txt(ask("_dmarc.example.net", type::TXT).an.at(0)).rfind("v=DMARC1;", 0) == 0);
+    CHECK(txt(ask("_dmarc.a.b.example.net", type::TXT).an.at(0)).rfind("v=DMARC1;", 0) == 0);
+    CHECK(txt(ask("s._domainkey.a.example.net", type::TXT).an.at(0)) == "v=DKIM1; p=");
+    CHECK(txt(ask("_s.x._domainkey.example.net", type::TXT).an.at(0)) == "v=DKIM1; p=");
+    // An underscore inside a label (not at its start) is an ordinary label.
+    CHECK(txt(ask("a_b.example.net", type::TXT).an.at(0)) == "v=spf1 -all");
+    CHECK(ask("a_b.example.net", type::MX).an.size() == 1);
 }
 
 TEST_CASE("A/AAAA: NODATA unless a landing page is configured") {
@@ -267,6 +315,25 @@ TEST_CASE("opcode other than QUERY: NOTIMP") {
     CHECK(m.rcode == rcode::NOTIMP);
     CHECK(m.opcode == 4);
     CHECK_FALSE(m.aa);
+    // RD and CD are defined only for QUERY: cleared in the NOTIMP answer (ISC genreport's
+    // opcodeflg test), as is every other flag the query set.
+    o.opcode = 15;
+    o.rd = o.cd = true;
+    m = ask("example.com", type::SOA, o);
+    CHECK(m.rcode == rcode::NOTIMP);
+    CHECK(m.opcode == 15);
+    CHECK_FALSE(m.rd);
+    CHECK_FALSE(m.cd);
+    CHECK_FALSE(m.aa);
+    CHECK_FALSE(m.ra);
+    CHECK_FALSE(m.ad);
+    CHECK_FALSE(m.z);
+    CHECK_FALSE(m.tc);
+    // For QUERY they are copied.
+    o.opcode = 0;
+    m = ask("example.com", type::SOA, o);
+    CHECK(m.rd);
+    CHECK(m.cd);
 }
 
 TEST_CASE("FORMERR: QDCOUNT != 1, malformed question, several OPT") {
@@ -382,10 +449,18 @@ TEST_CASE("TC over UDP when the answer does not fit the client's size") {
     Policy p(s);
     Ask udp{p};
     Msg m = udp("example.com", type::NS);
-    // Out-of-zone glue is optional: the NS set fits in 512 once the glue is left out.
+    // Out-of-zone glue is optional (RFC 9471 3): the NS set goes out whole without TC, with
+    // the glue of as many servers as fit after it, each server's glue whole.
     CHECK_FALSE(m.tc);
     CHECK(m.an.size() == 13);
     CHECK(m.raw.size() <= 512);
+    CHECK(m.ar.size() > 0);
+    CHECK(m.ar.size() % 2 == 0);
+    CHECK(m.ar.size() < 26);
+    for (size_t i = 0; i < m.ar.size(); ++i) {
+        CHECK(m.ar[i].name == "ns" + std::to_string(i / 2) + ".a-rather-long-name-server-label-for-testing.park.example.");
+        CHECK(m.ar[i].type == (i % 2 == 0 ? type::A : type::AAAA));
+    }
 
     Ask tcp{p, true};
     m = tcp("example.com", type::NS);
