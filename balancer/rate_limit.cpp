@@ -27,6 +27,15 @@ constexpr size_t kWays = 8;
 constexpr size_t kMaxEntries = size_t{1} << 24;
 constexpr uint32_t kMaxWindow = 3600;
 
+// The client's address as family (4 or 6) and 16 zero-padded octets; false when unknown.
+bool address_key(const sockaddr* sa, uint8_t& family, uint8_t* addr) {
+    const net::PeerAddress a = net::peer_address(sa);
+    if (a.len == 0) return false;
+    family = a.len == 4 ? 4 : 6;
+    std::memcpy(addr, a.octets, 16);
+    return true;
+}
+
 // Zeroes the bits of `addr` (16 octets) beyond `len`.
 void mask(uint8_t* addr, unsigned len) {
     for (unsigned i = 0; i < 16; ++i) {
@@ -290,7 +299,7 @@ bool RequestLimiter::allow(const sockaddr* client, uint64_t now_ms) {
     if (rate_ == 0) return true;
     uint8_t key[18];
     uint8_t family = 0;
-    if (!net::client_address(client, family, key + 2)) return true;
+    if (!address_key(client, family, key + 2)) return true;
     if (!exempt_.empty() && exempted(exempt_, family, key + 2)) {
         stats_.requests_exempt.inc();
         return true;
@@ -366,7 +375,7 @@ RrlVerdict ResponseLimiter::check(const sockaddr* client, ResponseKind kind, con
     // (not for Error: one error bucket per network, as BIND).
     uint8_t key[2 + 16 + 3 + dns::kMaxNameWire];
     uint8_t family = 0;
-    if (!net::client_address(client, family, key + 2)) return RrlVerdict::Send;
+    if (!address_key(client, family, key + 2)) return RrlVerdict::Send;
     if (!exempt_.empty() && exempted(exempt_, family, key + 2)) {
         stats_.rrl_exempt.inc();
         return RrlVerdict::Send;

@@ -299,6 +299,7 @@ Policy::Policy(const PolicySettings& s) : s_(s) {
     caa_issue_rdata_ = std::string("\0\x05issue;", 8);
     if (!s_.caa_iodef.empty()) caa_iodef_rdata_ = std::string("\0\x05iodef", 7) + s_.caa_iodef;
 
+    cookies_ = make_cookies(s_.cookies);
     psl_ = load_suffix_list(s_.psl);
 
     auto load_list = [this](const std::vector<std::string>& from, StrSet& to, const char* key) {
@@ -571,11 +572,17 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
     // The OPT record goes last; reserve its room so truncation never loses it.
     const bool send_nsid = q.edns && q.edns_nsid && !identity_rdata_.empty() && st == ParseStatus::Ok;
     const bool send_keepalive = q.edns && q.edns_keepalive && t.tcp && st == ParseStatus::Ok;
+    // RFC 7873 5.2: a well-formed cookie gets the client cookie and our server cookie back.
+    uint8_t cookie[kMaxCookie];
+    size_t cookie_len = 0;
+    if (q.cookie_len && st == ParseStatus::Ok && cookies_.enabled())
+        cookie_len = cookies_.answer(q.cookie, q.cookie_len, t.peer, t.now, cookie, &o.cookie);
     size_t opt_size = 0;
     if (q.edns) {
         opt_size = kOptSizeBase;
         if (send_nsid) opt_size += 4 + s_.identity.size();
         if (send_keepalive) opt_size += 6;
+        if (cookie_len) opt_size += 4 + cookie_len;
     }
 
     Writer w(out, limit - opt_size);
@@ -810,6 +817,11 @@ size_t Policy::respond(const uint8_t* msg, size_t len, uint8_t* out, size_t out_
             ow.u16(edns_opt::TCP_KEEPALIVE);
             ow.u16(2);
             ow.u16(t.keepalive_100ms);
+        }
+        if (cookie_len) {
+            ow.u16(edns_opt::COOKIE);
+            ow.u16(static_cast<uint16_t>(cookie_len));
+            ow.bytes(cookie, cookie_len);
         }
         size += ow.size();
         ++r.ar;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/error.hpp"
+#include "dns/cookie.hpp"
 #include "dns/public_suffix.hpp"
 #include "dns/wire.hpp"
 
@@ -59,6 +60,7 @@ struct PolicySettings {
     uint32_t soa_expire = 604800;
     uint32_t soa_minimum = 3600;  // negative-caching TTL (RFC 2308)
     SuffixListSettings psl;
+    CookieSettings cookies;  // DNS cookies (RFC 7873, RFC 9018)
 };
 
 // What happened to one message, for metrics.
@@ -72,12 +74,15 @@ struct Outcome {
     // libpsl itself (100-300 ns each). Few in steady state; many mean names under suffixes
     // no rule table can shortcut, or a flood of new top-level labels.
     uint8_t suffix_memo = 0, suffix_libpsl = 0;
+    CookieVerdict cookie = CookieVerdict::None;  // what the query's COOKIE option proved
 };
 
 // Transport facts the answer depends on.
 struct Transport {
     bool tcp = false;
     uint16_t keepalive_100ms = 0;  // edns-tcp-keepalive value echoed over TCP (RFC 7828)
+    uint32_t now = 0;               // cookie_clock(): the server cookie's timestamp
+    ClientAddr peer{};              // the client's address, which server cookies are bound to
 };
 
 class Policy {
@@ -121,6 +126,7 @@ private:
     std::string spf_rdata_, dmarc_rdata_, dkim_rdata_, identity_rdata_;
     std::string caa_issue_rdata_, caa_iodef_rdata_, null_mx_rdata_;
     StrSet allow_, deny_;
+    Cookies cookies_;
 
     friend struct Responder;
 };

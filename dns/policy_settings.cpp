@@ -139,12 +139,39 @@ std::vector<config::Setting<L>> declare_list() {
     return v;
 }
 
+using C = CookieSettings;
+
+void check_secret(const std::string& v, const std::string& key) {
+    CookieSecret k;
+    if (!v.empty() && !parse_cookie_secret(v, k))
+        throw ConfigError(key + ": expected 32 hexadecimal digits (a 128-bit SipHash key)");
+}
+
+std::vector<config::Setting<C>> declare_cookies() {
+    std::vector<config::Setting<C>> v;
+    v.push_back(config::boolean<C>("cookies", &C::enabled, Reload::Live,
+                                   "answer DNS cookies (RFC 7873) with RFC 9018 server cookies"));
+    // Secrets only in the file: a flag would show them to every user of the machine (ps).
+    v.push_back(config::with_default(
+        config::string<C>("cookie_secret", &C::secret, Reload::Live,
+                          "server cookie secret, 32 hex digits; give every server of an anycast group the same "
+                          "one (file only)",
+                          check_secret),
+        "random per process"));
+    v.push_back(config::string<C>("cookie_secret_previous", &C::previous, Reload::Live,
+                                  "the secret before the current one, still accepted while a new one is rolled "
+                                  "out (file only)",
+                                  check_secret));
+    return v;
+}
+
 }  // namespace
 
 const std::vector<config::Setting<PolicySettings>>& policy_settings() {
     static const std::vector<config::Setting<P>> v = [] {
         std::vector<config::Setting<P>> all = declare_policy();
         for (auto& s : config::lift(&P::psl, suffix_list_settings())) all.push_back(std::move(s));
+        for (auto& s : config::lift(&P::cookies, cookie_settings())) all.push_back(std::move(s));
         return all;
     }();
     return v;
@@ -152,6 +179,11 @@ const std::vector<config::Setting<PolicySettings>>& policy_settings() {
 
 const std::vector<config::Setting<SuffixListSettings>>& suffix_list_settings() {
     static const std::vector<config::Setting<L>> v = declare_list();
+    return v;
+}
+
+const std::vector<config::Setting<CookieSettings>>& cookie_settings() {
+    static const std::vector<config::Setting<C>> v = declare_cookies();
     return v;
 }
 

@@ -37,6 +37,7 @@ const char* malformed_name(Malformed m) {
         case Malformed::Record: return "record";
         case Malformed::Opt: return "opt";
         case Malformed::MultipleOpt: return "multiple_opt";
+        case Malformed::Cookie: return "cookie";
         case Malformed::Count: break;
     }
     return "unknown";
@@ -51,6 +52,7 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
     q.edns_udp_size = 0;
     q.edns_nsid = false;
     q.edns_keepalive = false;
+    q.cookie_len = 0;
     if (len < kHeaderSize) {
         why = Malformed::TooShort;
         return ParseStatus::Drop;
@@ -139,7 +141,7 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
             seen_opt = true;
             // Options must tile RDATA exactly.
             size_t o = off, end = off + rdlen;
-            bool nsid = false, keepalive = false;
+            bool nsid = false, keepalive = false, bad_cookie = false;
             while (o < end) {
                 if (o + 4 > end) {
                     why = Malformed::Opt;
@@ -153,6 +155,14 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
                 }
                 if (code == edns_opt::NSID) nsid = true;
                 if (code == edns_opt::TCP_KEEPALIVE) keepalive = true;
+                if (code == edns_opt::COOKIE && q.cookie_len == 0 && !bad_cookie) {  // the first one counts
+                    if (cookie_length_ok(olen)) {
+                        std::memcpy(q.cookie, msg + o, olen);
+                        q.cookie_len = static_cast<uint8_t>(olen);
+                    } else {
+                        bad_cookie = true;
+                    }
+                }
                 o += olen;
             }
             q.edns = true;
@@ -161,6 +171,10 @@ ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why
             q.edns_do = ttl & 0x8000;
             q.edns_nsid = nsid;
             q.edns_keepalive = keepalive;
+            if (bad_cookie) {
+                why = Malformed::Cookie;
+                return ParseStatus::FormErr;
+            }
         }
         off += rdlen;
     }

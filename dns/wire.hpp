@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "dns/cookie.hpp"  // kMaxCookie, cookie_length_ok
+
 namespace dp::dns {
 
 inline constexpr size_t kHeaderSize = 12;
@@ -64,6 +66,7 @@ enum class Malformed : uint8_t {
     Record,       // truncated or bad resource record after the question: FORMERR
     Opt,          // bad OPT record: FORMERR
     MultipleOpt,  // more than one OPT: FORMERR
+    Cookie,       // COOKIE option of a length other than 8 or 16-40 (RFC 7873 5.2.2): FORMERR
     Count
 };
 const char* malformed_name(Malformed m);
@@ -89,13 +92,18 @@ struct Query {
     uint16_t edns_udp_size = 0;
     bool edns_nsid = false;
     bool edns_keepalive = false;
+    // The first COOKIE option (RFC 7873), copied: an answer built in place overwrites the
+    // query's OPT record. cookie_len 0: none; otherwise 8 or 16-40.
+    uint8_t cookie_len = 0;
+    uint8_t cookie[kMaxCookie];
 };
 
 enum class ParseStatus : uint8_t { Ok, Drop, FormErr, NotImp };
 
 // Parses a query. On Drop/FormErr, `why` says what was wrong; on FormErr or
 // NotImp the fields parsed so far (id, flags, question if question_ok, EDNS if
-// edns) are still valid for building the error answer.
+// edns) are still valid for building the error answer. A malformed COOKIE option is a
+// FormErr with the OPT record's other facts (edns, size, DO) kept, as its answer carries OPT.
 ParseStatus parse_query(const uint8_t* msg, size_t len, Query& q, Malformed& why);
 
 // Moves `off` past the possibly compressed name at `off` (its labels up to the root or the

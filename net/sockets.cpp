@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "config/settings.hpp"
@@ -147,30 +148,29 @@ bool is_v4_mapped(const uint8_t* a) {
     return std::memcmp(a, kMapped, 12) == 0;
 }
 
-bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]) {
-    if (sa == nullptr) return false;
-    std::memset(addr, 0, 16);
+const uint8_t* address_octets(const sockaddr* sa, uint8_t& len) {
+    len = 0;
+    if (sa == nullptr) return nullptr;
+    const auto* base = reinterpret_cast<const uint8_t*>(sa);
     if (sa->sa_family == AF_INET) {
-        sockaddr_in sin;
-        std::memcpy(&sin, sa, sizeof sin);
-        std::memcpy(addr, &sin.sin_addr, 4);
-        family = 4;
-        return true;
+        len = 4;
+        return base + offsetof(sockaddr_in, sin_addr);
     }
-    if (sa->sa_family == AF_INET6) {
-        sockaddr_in6 sin6;
-        std::memcpy(&sin6, sa, sizeof sin6);
-        const uint8_t* a = sin6.sin6_addr.s6_addr;
-        if (is_v4_mapped(a)) {
-            std::memcpy(addr, a + 12, 4);
-            family = 4;
-        } else {
-            std::memcpy(addr, a, 16);
-            family = 6;
-        }
-        return true;
+    if (sa->sa_family != AF_INET6) return nullptr;
+    const uint8_t* a = base + offsetof(sockaddr_in6, sin6_addr);
+    if (is_v4_mapped(a)) {
+        len = 4;
+        return a + 12;
     }
-    return false;
+    len = 16;
+    return a;
+}
+
+PeerAddress peer_address(const sockaddr* sa) {
+    PeerAddress p;
+    const uint8_t* a = address_octets(sa, p.len);
+    if (a) std::memcpy(p.octets, a, p.len);
+    return p;
 }
 
 }  // namespace dp::net

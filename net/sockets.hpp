@@ -22,10 +22,19 @@ int bind_socket(const std::string& host, uint16_t port, int type, bool reuseport
 // A bound UDP socket with a deep receive queue (`rcvbuf` octets; SO_RCVBUFFORCE passes
 // rmem_max when we are root) to absorb bursts. -1 with `error` set on failure.
 int bind_udp_socket(const std::string& host, uint16_t port, bool reuseport, uint32_t rcvbuf, std::string& error);
-// A client's address as (family 4 or 6, 16 octets, zero-padded); IPv4-mapped IPv6 becomes
-// IPv4, so a client has one identity whether a dual-stack socket or an IPv4 one received it.
-// False for other families.
-bool client_address(const sockaddr* sa, uint8_t& family, uint8_t addr[16]);
+// A client's address, compact (17 octets, kept per TCP connection): `len` 4 for IPv4 or 16
+// for IPv6, the octets zero-padded; an IPv4-mapped IPv6 address is IPv4, so a client has one
+// identity whether a dual-stack socket or an IPv4 one received it. len 0: unknown.
+struct PeerAddress {
+    uint8_t len = 0;
+    uint8_t octets[16] = {};
+};
+// The address octets inside `sa` itself (no copy: for a datagram's sender, per query): 4 for
+// IPv4 or an IPv4-mapped IPv6 address, 16 for IPv6, with `len` set; null (len 0) for null or
+// another family.
+const uint8_t* address_octets(const sockaddr* sa, uint8_t& len);
+// The same, copied into a PeerAddress (len 0 when unknown).
+PeerAddress peer_address(const sockaddr* sa);
 // Is the 16-octet IPv6 address an IPv4-mapped one (::ffff:a.b.c.d)?
 bool is_v4_mapped(const uint8_t* a);
 // Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.

@@ -120,9 +120,10 @@ bool TcpEngine::admit() {
     return true;
 }
 
-void TcpEngine::add(Stream* s) {
+void TcpEngine::add(Stream* s, const PeerAddress& peer) {
     auto* c = new Conn;
     c->stream = s;
+    c->peer = peer;
     s->owner = this;
     s->user = c;
     c->stamp_ms = now();

@@ -35,6 +35,7 @@
 #include "net/conn_list.hpp"
 #include "net/metrics.hpp"
 #include "net/serving_settings.hpp"
+#include "net/sockets.hpp"
 #include "net/stream.hpp"
 #include "net/write_queue.hpp"
 
@@ -114,6 +115,7 @@ struct Conn {
     bool dirty = false;        // on the flush list
     uint8_t held = 0;          // which held list: 0 none, 1 incomplete message, 2 paused
     bool stream_gone = false;  // on_closed arrived
+    PeerAddress peer;          // the client's address, recorded at accept (the handler's to use)
     void* user = nullptr;      // the handler's
 };
 
@@ -144,8 +146,8 @@ public:
     // (closes the oldest closing connection at the descriptor cap, evicts the least recently
     // active one at the connection cap); false means refuse it (counted by the caller).
     bool admit();
-    // A newly accepted connection (after admit()); the engine owns the stream from now on.
-    void add(Stream* s);
+    // A newly accepted connection (after admit()) from `peer`; the engine owns the stream from now on.
+    void add(Stream* s, const PeerAddress& peer = {});
     void refused(RefuseReason r) { stats_.refused[static_cast<int>(r)].inc(); }
     // Descriptors are short: close closing connections at once (up to n); returns how many.
     size_t shed(size_t n);

@@ -178,7 +178,9 @@ void TcpListener::close() {
 
 void TcpListener::on_readable() {
     for (int i = 0; i < kAcceptsPerEvent && fd_ >= 0; ++i) {
-        const int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        const int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
@@ -196,7 +198,7 @@ void TcpListener::on_readable() {
             engine_.refused(RefuseReason::FdLimit);
             continue;
         }
-        engine_.add(s);
+        engine_.add(s, peer_address(reinterpret_cast<const sockaddr*>(&peer)));
     }
 }
 

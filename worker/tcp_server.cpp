@@ -36,7 +36,8 @@ void TcpServer::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
     if (!out) return;
     if (batch_queries_ == 0) batch_start_ns_ = now_ns();
     dns::Outcome o;
-    const size_t r = ctx_.policy->respond(msg, len, out, dns::kMaxMessage, dns::Transport{true, keepalive_100ms_}, o);
+    const dns::Transport t{true, keepalive_100ms_, dns::cookie_clock(), dns::ClientAddr{c.peer.octets, c.peer.len}};
+    const size_t r = ctx_.policy->respond(msg, len, out, dns::kMaxMessage, t, o);
     ctx_.metrics.count(1, o);
     if (r == 0) return;
     e.answer_commit(c, r);

@@ -41,18 +41,20 @@ void UdpServer::stop() { socket_.stop(); }
 void UdpServer::drain() {
     WorkerMetrics& m = ctx_.metrics;
     const dns::Policy& policy = *ctx_.policy;
-    const dns::Transport transport{false, 0};
+    dns::Transport transport;  // UDP: no keepalive; the time and the sender are set per batch and datagram
     for (int round = 0; round < kRounds; ++round) {
         for (int i = 0; i < kBatch; ++i) in_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
         const int got = recvmmsg(socket_.fd(), in_, kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return;  // EAGAIN: drained; other errors (ICMP feedback) are transient
         const uint64_t t0 = now_ns();
+        transport.now = dns::cookie_clock();
         int n_out = 0;
         uint64_t in_bytes = 0, out_bytes = 0;
         for (int i = 0; i < got; ++i) {
             const size_t len = in_[i].msg_len;
             in_bytes += len;
             dns::Outcome o;
+            transport.peer.octets = net::address_octets(reinterpret_cast<const sockaddr*>(&peers_[i]), transport.peer.len);
             // In place: the answer overwrites the query in its receive buffer, so a batch
             // touches one set of buffers (the kernel has just written them) rather than two.
             const size_t r = policy.respond(in_buf_[i], len, in_buf_[i], kInSize, transport, o);

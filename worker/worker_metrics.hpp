@@ -22,10 +22,13 @@ struct WorkerMetrics {
     net::Counter reloads_ok, reloads_failed;
     net::Gauge restart_required;  // 1 while the file asks for settings only a restart applies
     net::Counter suffix_lookups[2];  // public-suffix lookups past the hot table: 0 memo, 1 libpsl
+    net::Counter cookies[4];         // by dns::CookieVerdict (None unused), and [0]: malformed
     net::Histogram duration[kTransports];
 
     void count(int transport, const dns::Outcome& o) {
         if (o.malformed != dns::Malformed::None) malformed[static_cast<int>(o.malformed)].inc();
+        if (o.cookie != dns::CookieVerdict::None) cookies[static_cast<int>(o.cookie)].inc();
+        if (o.malformed == dns::Malformed::Cookie) cookies[0].inc();
         if (o.suffix_memo) suffix_lookups[0].inc(o.suffix_memo);
         if (o.suffix_libpsl) suffix_lookups[1].inc(o.suffix_libpsl);
         if (!o.answered) {

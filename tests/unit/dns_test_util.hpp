@@ -22,6 +22,7 @@ struct QueryOpts {
     bool do_bit = false;
     bool nsid = false;
     bool keepalive = false;
+    std::vector<uint8_t> cookie{};  // a COOKIE option with these octets (any length) when non-empty
     int qdcount = 1;
 };
 
@@ -81,6 +82,11 @@ inline std::vector<uint8_t> make_query(const std::string& name, uint16_t qtype, 
         if (o.keepalive) {
             put16(opts, 11);
             put16(opts, 0);
+        }
+        if (!o.cookie.empty()) {
+            put16(opts, 10);
+            put16(opts, static_cast<uint16_t>(o.cookie.size()));
+            opts.insert(opts.end(), o.cookie.begin(), o.cookie.end());
         }
         put16(m, static_cast<uint16_t>(opts.size()));
         m.insert(m.end(), opts.begin(), opts.end());

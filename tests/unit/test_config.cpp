@@ -125,6 +125,29 @@ TEST_CASE("dmarc_tags: read from the file and --dmarc-tags, refused at read time
     std::remove(path);
 }
 
+TEST_CASE("cookie settings: file only, secrets checked when read") {
+    const char* path = "/tmp/dp-unit-cookies.json";
+    write_file(path, R"({"nameservers": ["ns1.example.net"], "cookies": false,
+                         "cookie_secret": "e5e973e5a6b2a43f48e7dc849e37bfcf",
+                         "cookie_secret_previous": "445536bcd2513298075a5d379663c962"})");
+    worker::WorkerConfig c;
+    REQUIRE(run({"--config", path}, c) == config::CliAction::Run);
+    CHECK_FALSE(c.policy.cookies.enabled);
+    CHECK(c.policy.cookies.secret == "e5e973e5a6b2a43f48e7dc849e37bfcf");
+    CHECK(c.policy.cookies.previous == "445536bcd2513298075a5d379663c962");
+    CHECK(worker::WorkerConfig{}.policy.cookies.enabled);
+    write_file(path, R"({"nameservers": ["ns1.example.net"], "cookie_secret": "e5e973"})");
+    CHECK(message_of({"--config", path}).find("cookie_secret: expected 32 hexadecimal digits") != std::string::npos);
+    write_file(path, R"({"nameservers": ["ns1.example.net"], "cookie_secret_previous": "e5e973e5a6b2a43f48e7dc849e37bfcf"})");
+    CHECK(message_of({"--config", path}).find("cookie_secret_previous: set without cookie_secret") != std::string::npos);
+    std::remove(path);
+    // A secret on the command line would be visible to every user of the machine: no flag.
+    CHECK(message_of({"-n", "ns1.example.net", "--cookie-secret", "e5e973e5a6b2a43f48e7dc849e37bfcf"})
+              .find("unknown option") != std::string::npos);
+    for (const auto& s : worker::worker_schema().settings())
+        if (s.key.rfind("cookie", 0) == 0) CHECK(s.flag.empty());
+}
+
 TEST_CASE("the configuration file: duplicate keys, deep nesting and size are refused with one short line") {
     const char* path = "/tmp/dp-unit-shape.json";
     write_file(path, R"({"nameservers": ["ns1.example.net"], "port": 5300, "port": 5301})");

@@ -82,6 +82,28 @@ TEST_CASE("pipelined queries in one read are answered in order with one write") 
     CHECK(r.stats.bytes_out.value() == 100 * 12);
 }
 
+TEST_CASE("the client's address recorded at accept reaches the handler with every message") {
+    Rig<dptest::LaterHandler> r;
+    REQUIRE(r.engine->admit());
+    auto* s = new ScriptStream;
+    dp::net::PeerAddress peer;
+    peer.len = 16;
+    for (uint8_t i = 0; i < 16; ++i) peer.octets[i] = static_cast<uint8_t>(0x20 + i);
+    r.engine->add(s, peer);
+    ScriptStream* unknown = r.accept();  // a stream added without an address
+    s->send(messages(1, 2));
+    unknown->send(messages(3, 1));
+    REQUIRE(r.handler.held.size() == 3);
+    for (int i = 0; i < 2; ++i) {
+        const Conn& c = *r.handler.held[i].conn;
+        CHECK(c.peer.len == 16);
+        CHECK(std::equal(c.peer.octets, c.peer.octets + 16, peer.octets));
+    }
+    CHECK(r.handler.held[2].conn->peer.len == 0);
+    while (r.handler.answer_one()) {
+    }
+}
+
 TEST_CASE("a message split at every octet is answered once, when complete") {
     Rig<dptest::EchoHandler> r;
     ScriptStream* s = r.accept();
