@@ -22,6 +22,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/timeouts"
+	_ "github.com/coredns/coredns/plugin/tls"
 
 	_ "domain-park/coredns-park/plugin/rrl"
 )
@@ -35,6 +36,7 @@ import (
 var directives = []string{
 	"metadata",
 	"cancel",
+	"tls",
 	"timeouts",
 	"reload",
 	"bufsize",

@@ -92,7 +92,7 @@ from prom_scrape import free_tcp_ports as distinct_tcp_ports  # noqa: E402
 class CoreDNS:
     """One CoreDNS process: `coredns -conf COREFILE -dns.port PORT` with the DP_* variables."""
 
-    def __init__(self, binary, corefile, upstreams, tmp_dir, name="coredns"):
+    def __init__(self, binary, corefile, upstreams, tmp_dir, name="coredns", extra_env=None):
         self.binary = str(binary)
         self.corefile = str(corefile)
         self.port = wc.free_port()
@@ -101,8 +101,9 @@ class CoreDNS:
         self.health_addr = f"127.0.0.1:{hp}"
         self.ready_addr = f"127.0.0.1:{rp}"
         self.upstreams = list(upstreams)
-        self.env = dict(os.environ, DP_LISTEN=h.HOST, DP_WORKERS=" ".join(self.upstreams), DP_METRICS=self.metrics_addr,
-                        DP_HEALTH=self.health_addr, DP_READY=self.ready_addr)
+        self.env = dict(os.environ, DP_LISTEN=h.HOST, DP_WORKERS=" ".join(self.upstreams),
+                        DP_METRICS=self.metrics_addr, DP_HEALTH=self.health_addr, DP_READY=self.ready_addr,
+                        **(extra_env or {}))
         self.args = [self.binary, "-conf", self.corefile, "-dns.port", str(self.port)]
         self.log_path = Path(tmp_dir) / f"{name}-{self.port}-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")
@@ -182,7 +183,7 @@ class Stack:
     """N workers (each with its own metrics endpoint) and one CoreDNS forwarding to them."""
 
     def __init__(self, tmp_dir, binary, corefile=ROOT_COREFILE, n_workers=2, worker_args=None,
-                 reuseport=False, identities=None, env_list=False):
+                 reuseport=False, identities=None, env_list=False, extra_env=None):
         self.tmp_dir = Path(tmp_dir)
         self.workers = []
         self.worker_metrics = []
@@ -196,7 +197,7 @@ class Stack:
             upstreams = sorted({f"{h.HOST}:{w.port}" for w in self.workers})
             if len(upstreams) > 1 and not env_list:
                 corefile = literal_upstreams_corefile(corefile, upstreams, self.tmp_dir)
-            self.coredns = CoreDNS(binary, corefile, upstreams, self.tmp_dir)
+            self.coredns = CoreDNS(binary, corefile, upstreams, self.tmp_dir, extra_env=extra_env)
             self.coredns.wait_ready()
         except BaseException:
             self.stop()
