@@ -9,7 +9,9 @@ packages=(build-essential cmake ninja-build pkg-config
           # deployment (issue 9): sd_notify; the booted-host test's containers, namespaces and
           # ssh; promtool and a real Prometheus for the alert and dashboard tests
           libsystemd-dev systemd-container debootstrap iproute2 openssh-client python3-venv
-          prometheus)
+          prometheus
+          # the fake internet of tests/e2e_park (knotd, unbound, namespaces), DoT/DoH certificates
+          knot unbound util-linux openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,15 +49,21 @@ if ! python3 -c "import dns.message, pytest, prometheus_client" 2>/dev/null; the
 fi
 python3 -c "import dns.message, pytest" || { echo "setup: dnspython/pytest unavailable for python3" >&2; exit 1; }
 
-# Ansible, ansible-lint and yamllint for the deployment (ansible/) in a venv of their own, so
-# their pinned dependencies never meet the test clients': ${DP_CACHE:-~/.cache/domain-park}/venv-ansible.
-ansible_venv="${DP_CACHE:-${HOME}/.cache/domain-park}/venv-ansible"
-ansible_pins=(ansible-core==2.19.14 ansible-lint==26.10.1 yamllint==1.38.0)
-if ! "${ansible_venv}/bin/python" -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().split() == sys.argv[2:] else 1)' \
-       "${ansible_venv}/pins" "${ansible_pins[@]}" 2>/dev/null; then
-  echo "setup: installing ${ansible_pins[*]} into ${ansible_venv}"
-  rm -rf "${ansible_venv}"
-  python3 -m venv "${ansible_venv}"
-  "${ansible_venv}/bin/pip" install -q "${ansible_pins[@]}"
-  echo "${ansible_pins[*]}" >"${ansible_venv}/pins"
-fi
+# Tools with pinned dependencies, each in a venv of its own so they never meet the test
+# clients': ${DP_CACHE:-~/.cache/domain-park}/venv-NAME, made again when its pins change.
+pinned_venv() {
+  local venv=$1
+  shift
+  if ! "${venv}/bin/python" -c 'import sys; sys.exit(0 if open(sys.argv[1]).read().split() == sys.argv[2:] else 1)' \
+         "${venv}/pins" "$@" 2>/dev/null; then
+    echo "setup: installing $* into ${venv}"
+    rm -rf "${venv}"
+    python3 -m venv "${venv}"
+    "${venv}/bin/pip" install -q "$@"
+    echo "$*" >"${venv}/pins"
+  fi
+}
+# Ansible, ansible-lint and yamllint for the deployment (ansible/).
+pinned_venv "${DP_CACHE:-${HOME}/.cache/domain-park}/venv-ansible" ansible-core==2.19.14 ansible-lint==26.10.1 yamllint==1.38.0
+# checkdmarc (what domain owners run) judges parked domains in tests/e2e_park.
+pinned_venv "${DP_CACHE:-${HOME}/.cache/domain-park}/venv-checkdmarc" checkdmarc==6.0.4

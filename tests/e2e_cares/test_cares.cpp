@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "check/cares_drive.hpp"
 #include "worker_process.hpp"
 
 namespace {
@@ -63,16 +64,7 @@ Reply ask(const std::string& name, int type, bool tcp, int klass = ns_c_in) {
         },
         &r);
     ares_free_string(q);
-    for (int i = 0; i < 100 && r.status == -1; ++i) {
-        fd_set rf, wf;
-        FD_ZERO(&rf);
-        FD_ZERO(&wf);
-        const int n = ares_fds(ch, &rf, &wf);
-        if (n == 0) break;
-        timeval tv{0, 50000};
-        select(n, &rf, &wf, nullptr, &tv);
-        ares_process(ch, &rf, &wf);
-    }
+    dp::check::cares_drive(ch, [&] { return r.status != -1; }, 5000);
     ares_destroy(ch);
     REQUIRE_MESSAGE(r.status == ARES_SUCCESS, "c-ares status ", ares_strerror(r.status), " for ", name);
     return r;
