@@ -178,6 +178,7 @@ const config::Schema<BalancerConfig>& balancer_schema() {
         s.section(&B::cache, cache_settings());
         s.section(&B::rate_limit, rate_settings());
         s.section(&B::psl, dns::suffix_list_settings());
+        s.section(&B::cookies, dns::cookie_settings());
         return s;
     }();
     return schema;
@@ -204,6 +205,7 @@ config::CliAction load_config(int argc, char** argv, BalancerConfig& out, config
         throw ConfigError("health_backoff_max_ms: below health_backoff_min_ms");
     if (c.upstream_max_connections < c.upstream_connections)
         throw ConfigError("upstream_max_connections: below upstream_connections");
+    dns::make_cookies(c.cookies);  // throws for a previous secret without a current one
     out = std::move(c);
     return a;
 }

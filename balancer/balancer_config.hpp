@@ -1,7 +1,7 @@
 // The balancer's settings: its own (listen addresses, workers, query life, upstream
 // connections, health, cache, rate limits), the serving settings it shares with the worker
-// (net/serving_settings.hpp) and the Public Suffix List's (response rate limiting keys answers
-// on the registrable domain), all declared once in config/settings.hpp form. JSON file plus
+// (net/serving_settings.hpp), the Public Suffix List's (response rate limiting keys answers
+// on the registrable domain) and the DNS cookie settings (the fronts answer cookies), all declared once in config/settings.hpp form. JSON file plus
 // command-line flags (flags win), kept apart from behaviour so that --check-config and SIGHUP
 // read exactly what start-up reads.
 #pragma once
@@ -13,6 +13,7 @@
 #include "balancer/answer_cache.hpp"
 #include "balancer/rate_limit.hpp"
 #include "config/settings.hpp"
+#include "dns/cookie.hpp"
 #include "dns/public_suffix.hpp"
 #include "net/serving_settings.hpp"
 
@@ -61,6 +62,9 @@ struct BalancerConfig {
     // Per-client request limits and response rate limiting, UDP only (JSON object "rate_limit").
     RateLimitSettings rate_limit;
     dns::SuffixListSettings psl;  // loaded only while response rate limiting is on
+    // DNS cookies for the clients (RFC 7873, RFC 9018), the same keys and meaning as the
+    // worker's: give every balancer of an anycast group the same secret.
+    dns::CookieSettings cookies;
 };
 
 const config::Schema<BalancerConfig>& balancer_schema();

@@ -11,6 +11,8 @@
 #include "balancer/answer_cache.hpp"
 #include "balancer/balancer_config.hpp"
 #include "balancer/balancer_metrics.hpp"
+#include "dns/cookie.hpp"
+#include "dns/wire.hpp"
 
 namespace dp::net {
 struct Conn;
@@ -55,6 +57,7 @@ struct Pending {
     uint16_t udp_limit;  // largest answer the UDP client takes
     uint8_t transport;   // 0 udp, 1 tcp
     bool keepalive;      // TCP query with edns-tcp-keepalive: the answer gets our idle timeout
+    dns::ClientCookie cookie;  // the client's COOKIE option (taken out of the query sent on)
     // The query as the client sent it (client's ID).
     uint16_t len;
     uint16_t qlen;  // question octets after the header (0 when the query has no usable question)
@@ -82,6 +85,7 @@ struct BalancerContext {
     BalancerMetrics metrics;
     WorkerStatsTable* worker_stats = nullptr;
     AnswerCache* cache = nullptr;        // the thread's answer cache (max_entries 0: off)
+    dns::Cookies cookies;                // from config: cookies, cookie_secret, cookie_secret_previous
     RequestLimiter* requests = nullptr;  // UDP only
     ResponseLimiter* responses = nullptr;  // UDP only
     // An answer the balancer makes or takes from the cache, on its way to a front (one at a time).
@@ -94,6 +98,21 @@ struct BalancerContext {
         for (Flushable* f : flushables) f->flush();
     }
 };
+
+// The EDNS options a front answers itself rather than the worker. Does a query parsed as
+// (q, st, why) carry one? (Inline: asked of every query.)
+inline bool has_front_options(const dns::Query& q, dns::ParseStatus st, dns::Malformed why, bool udp) {
+    if (st == dns::ParseStatus::Ok) return q.cookie_len != 0 || (udp && q.edns_keepalive);
+    return st == dns::ParseStatus::FormErr && why == dns::Malformed::Cookie;
+}
+// Takes them out of the query in place, which is parsed again into q/st; returns the new
+// length. The COOKIE option is judged for the client at `from` into `c` (counted; a malformed
+// one, `why`, is counted and left for the worker to answer FORMERR) and always removed: the
+// worker's cookie would be made for the balancer's address, and a cached answer must never
+// carry one client's cookie. Over UDP edns-tcp-keepalive goes too (RFC 7828: never answered
+// over UDP, but the worker sees the query over TCP; over TCP the front rewrites its value).
+size_t take_front_options(BalancerContext& ctx, uint8_t* msg, size_t len, dns::Query& q, dns::ParseStatus& st,
+                          dns::Malformed why, const dns::ClientAddr& from, bool udp, dns::ClientCookie& c);
 
 // Monotonic clock in nanoseconds (vDSO, no system call).
 uint64_t now_ns();

@@ -45,6 +45,16 @@ void BalancerMetrics::register_all(net::MetricsRegistry& r) const {
     r.gauge("domain_park_balancer_waiting_queries",
             "Client queries waiting for a free query ID on the workers' connections", {}, &waiting);
     tcp.register_all(r, "domain_park_balancer_", "Client");
+    for (int i = 0; i < 4; ++i)
+        r.counter("domain_park_balancer_cookies_total",
+                  "Client queries with a DNS cookie (RFC 7873), by what it proved: client_only, valid (our server "
+                  "cookie), invalid (someone else's, expired, another address), malformed (FORMERR)",
+                  {{"result", dns::kCookieResults[i]}}, &cookies[i]);
+    r.counter("domain_park_balancer_rrl_cookie_exempt_total",
+              "UDP answers not rate limited because the client sent a valid server cookie", {}, &rrl_cookie_exempt);
+    r.counter("domain_park_balancer_badcookie_total",
+              "RRL slips answered BADCOOKIE with a fresh server cookie (the client had a client cookie) instead of TC=1",
+              {}, &badcookie);
     r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "success"}},
               &reloads_ok);
     r.counter("domain_park_balancer_config_reloads_total", "Configuration reloads (SIGHUP)", {{"result", "failure"}},

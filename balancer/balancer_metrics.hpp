@@ -52,6 +52,9 @@ struct BalancerMetrics {
     net::Gauge waiting;  // queries waiting for a free query ID on the workers' connections
     net::Counter reloads_ok, reloads_failed;
     net::Gauge restart_required;  // 1 while the file asks for settings only a restart applies
+    net::Counter cookies[4];          // queries with a COOKIE option: [0] malformed, then by dns::CookieVerdict
+    net::Counter rrl_cookie_exempt;   // UDP answers RRL did not look at: the client's server cookie is valid
+    net::Counter badcookie;           // RRL slips sent as BADCOOKIE with a fresh cookie instead of TC=1
 
     void answered(int transport, uint8_t rcode) { requests[transport][rcode < kRcodes - 1 ? rcode : kRcodes - 1].inc(); }
     void drop(DropReason r) { dropped[static_cast<int>(r)].inc(); }

@@ -63,6 +63,7 @@ Engine::Engine(unsigned index, const BalancerConfig& config) : index_(index) {
     requests_ = std::make_unique<RequestLimiter>(ctx_.config.rate_limit, rate_stats_);
     responses_ = std::make_unique<ResponseLimiter>(ctx_.config.rate_limit, rate_stats_);
     ctx_.cache = cache_.get();
+    ctx_.cookies = dns::make_cookies(ctx_.config.cookies);
     ctx_.requests = requests_.get();
     ctx_.responses = responses_.get();
     load_suffix_list();
@@ -193,6 +194,7 @@ void Engine::reload(const BalancerConfig& full) {
     requests_->reconfigure(c.rate_limit);
     responses_->reconfigure(c.rate_limit);
     load_suffix_list();
+    ctx_.cookies = dns::make_cookies(c.cookies);  // validated by the main thread before the reload was posted
     pool_->reconfigure();
     if (tcp_) tcp_->reconfigure();
     ctx_.flush_all();

@@ -1,5 +1,6 @@
 #include "balancer/tcp_front.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "dns/message.hpp"
@@ -27,14 +28,18 @@ bool TcpFront::start(const std::vector<std::pair<std::string, uint16_t>>& addrs,
 
 void TcpFront::reconfigure() { server_.reconfigure(limits()); }
 
-bool TcpFront::answer(net::Conn& c, const uint8_t* msg, size_t len, uint16_t id, bool keepalive) {
+bool TcpFront::answer(net::Conn& c, const uint8_t* msg, size_t len, uint16_t id, bool keepalive,
+                      const dns::ClientCookie& cookie) {
     net::TcpEngine& e = server_.engine();
-    uint8_t* out = e.answer_space(c, len);
+    const size_t cap = cookie.len ? std::min(len + 4 + dns::kMaxCookie, dns::kMaxMessage) : len;
+    uint8_t* out = e.answer_space(c, cap);
     if (!out) return false;
     std::memcpy(out, msg, len);
     dns::put_u16(out, id);
     // The worker answered with its own idle timeout; the client's is ours (RFC 7828).
     if (keepalive) dns::set_keepalive(out, len, dns::keepalive_units(ctx_.config.serving.tcp_idle_timeout_ms));
+    // The cookie computed for this client now, whoever made the answer (a worker, the cache).
+    len = dns::add_cookie(ctx_.cookies, cookie, dns::ClientAddr{c.peer.octets, c.peer.len}, out, len, cap);
     e.answer_commit(c, len);
     ctx_.metrics.answered(1, msg[3] & 0x0F);
     return true;
@@ -44,7 +49,7 @@ void TcpFront::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
     BalancerMetrics& m = ctx_.metrics;
     dns::Query q;
     dns::Malformed why;
-    const dns::ParseStatus st = dns::parse_query(msg, len, q, why);
+    dns::ParseStatus st = dns::parse_query(msg, len, q, why);
     if (st == dns::ParseStatus::Drop) {
         m.drop(DropReason::Malformed);
         return;
@@ -53,11 +58,20 @@ void TcpFront::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
         m.drop(DropReason::Oversized);
         return;
     }
+    // The client's cookie is the front's to answer: judged, and taken out of a copy of the query.
+    dns::ClientCookie cookie;
+    uint8_t copy[kMaxQuery];
+    if (has_front_options(q, st, why, false)) {
+        std::memcpy(copy, msg, len);
+        len = take_front_options(ctx_, copy, len, q, st, why, dns::ClientAddr{c.peer.octets, c.peer.len}, false,
+                                 cookie);
+        msg = copy;
+    }
     const uint64_t t0 = now_ns();
     if (ctx_.cache_on() && AnswerCache::cacheable_query(q, st)) {
         const size_t r = ctx_.cache->lookup(q, uv_now(ctx_.loop), false, ctx_.answer_buf, sizeof ctx_.answer_buf);
         if (r) {
-            if (answer(c, ctx_.answer_buf, r, q.id, false)) m.duration[1].observe_ns(now_ns() - t0);
+            if (answer(c, ctx_.answer_buf, r, q.id, false, cookie)) m.duration[1].observe_ns(now_ns() - t0);
             return;
         }
     }
@@ -65,7 +79,7 @@ void TcpFront::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
     if (!p) {
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
         const size_t r = dns::make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
-        if (r) answer(c, ctx_.answer_buf, r, q.id, false);
+        if (r) answer(c, ctx_.answer_buf, r, q.id, false, cookie);
         return;
     }
     p->front = this;
@@ -74,6 +88,8 @@ void TcpFront::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
     p->client_id = q.id;
     p->udp_limit = 0;
     p->keepalive = q.edns_keepalive;
+    p->cookie.clear();
+    if (cookie.len) p->cookie = cookie;
     if (!pool_.fill_query(p, msg, len, q)) return;
     p->start_ns = t0;
     server_.engine().hold(c);
@@ -82,7 +98,7 @@ void TcpFront::on_message(net::Conn& c, const uint8_t* msg, size_t len) {
 
 void TcpFront::deliver(Pending& p, const uint8_t* answer_msg, size_t len) {
     net::Conn& c = *p.client;
-    if (answer(c, answer_msg, len, p.client_id, p.keepalive)) ctx_.metrics.duration[1].observe_ns(now_ns() - p.start_ns);
+    if (answer(c, answer_msg, len, p.client_id, p.keepalive, p.cookie)) ctx_.metrics.duration[1].observe_ns(now_ns() - p.start_ns);
     server_.engine().release(c);
 }
 

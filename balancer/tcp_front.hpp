@@ -37,8 +37,10 @@ public:
 
 private:
     net::TcpLimits limits() const;
-    // Writes an answer (any ID; the client's goes in) to c; true when it was taken.
-    bool answer(net::Conn& c, const uint8_t* msg, size_t len, uint16_t id, bool keepalive);
+    // Writes an answer (any ID; the client's goes in, and the client's cookie when it sent one)
+    // to c; true when it was taken.
+    bool answer(net::Conn& c, const uint8_t* msg, size_t len, uint16_t id, bool keepalive,
+                const dns::ClientCookie& cookie);
 
     BalancerContext& ctx_;
     UpstreamPool& pool_;

@@ -59,6 +59,15 @@ void UdpFront::drain() {
     }
 }
 
+namespace {
+// A datagram's sender as cookies see it: a view of the address octets in `peer`.
+dns::ClientAddr client_addr(const sockaddr_storage& peer) {
+    dns::ClientAddr a;
+    a.octets = net::address_octets(reinterpret_cast<const sockaddr*>(&peer), a.len);
+    return a;
+}
+}  // namespace
+
 void UdpFront::parse(int i) {
     uint8_t* msg = in_buf_[i];
     size_t len = in_[i].msg_len;
@@ -66,12 +75,11 @@ void UdpFront::parse(int i) {
     dns::Query& q = q_[i];
     dns::Malformed why;
     dns::ParseStatus st = dns::parse_query(msg, len, q, why);
-    if (q.edns_keepalive && st == dns::ParseStatus::Ok) {
-        // RFC 7828: edns-tcp-keepalive is never answered over UDP, but the worker sees the
-        // query over TCP: take the option out before it goes there (or to the cache).
-        len = dns::remove_option(msg, len, dns::edns_opt::TCP_KEEPALIVE);
-        st = dns::parse_query(msg, len, q, why);
-    }
+    // edns-tcp-keepalive and the client's cookie go before the query goes to a worker (or the cache).
+    if (has_front_options(q, st, why, true))
+        len = take_front_options(ctx_, msg, len, q, st, why, client_addr(in_peers_[i]), true, cookie_[i]);
+    else
+        cookie_[i].clear();
     len_[i] = len;
     st_[i] = st;
 }
@@ -98,7 +106,7 @@ void UdpFront::handle(int i, uint64_t t0) {
     if (ctx_.cache_on() && AnswerCache::cacheable_query(q, st)) {
         const size_t r = ctx_.cache->lookup(q, uv_now(loop_), false, ctx_.answer_buf, sizeof ctx_.answer_buf);
         if (r) {
-            send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0);
+            send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0, cookie_[i]);
             return;
         }
     }
@@ -107,7 +115,7 @@ void UdpFront::handle(int i, uint64_t t0) {
         // Every query slot is taken: answer at once rather than queue without bound.
         m.servfail[static_cast<int>(ServfailReason::Overload)].inc();
         const size_t r = dns::make_servfail(msg, len, ctx_.answer_buf, sizeof ctx_.answer_buf);
-        if (r) send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0);
+        if (r) send_answer(peer, peer_len, q.id, udp_limit, ctx_.answer_buf, r, t0, cookie_[i]);
         return;
     }
     p->front = this;
@@ -117,6 +125,8 @@ void UdpFront::handle(int i, uint64_t t0) {
     p->peer_len = peer_len;
     p->client_id = q.id;
     p->udp_limit = udp_limit;
+    p->cookie.clear();
+    if (cookie_[i].len) p->cookie = cookie_[i];
     if (!pool_.fill_query(p, msg, len, q)) return;
     p->start_ns = t0;
     pool_.submit(p);
@@ -138,14 +148,17 @@ uint8_t* UdpFront::out_slot(const sockaddr_storage& peer, socklen_t peer_len) {
 }
 
 void UdpFront::deliver(Pending& p, const uint8_t* answer, size_t len) {
-    send_answer(p.peer, p.peer_len, p.client_id, p.udp_limit, answer, len, p.start_ns);
+    send_answer(p.peer, p.peer_len, p.client_id, p.udp_limit, answer, len, p.start_ns, p.cookie);
 }
 
 void UdpFront::send_answer(const sockaddr_storage& peer, socklen_t peer_len, uint16_t client_id,
-                           uint16_t udp_limit, const uint8_t* answer, size_t len, uint64_t start_ns) {
+                           uint16_t udp_limit, const uint8_t* answer, size_t len, uint64_t start_ns,
+                           const dns::ClientCookie& cookie) {
     BalancerMetrics& m = ctx_.metrics;
     bool slip = false;
-    if (ctx_.responses->enabled()) {
+    if (ctx_.responses->enabled() && cookie.verdict == dns::CookieVerdict::Valid) {
+        m.rrl_cookie_exempt.inc();  // a valid server cookie: the address is not spoofed (as BIND and Knot)
+    } else if (ctx_.responses->enabled()) {
         ResponseClass rc;
         classify(answer, len, rc);
         switch (ctx_.responses->check(reinterpret_cast<const sockaddr*>(&peer), rc, uv_now(loop_))) {
@@ -156,14 +169,20 @@ void UdpFront::send_answer(const sockaddr_storage& peer, socklen_t peer_len, uin
     }
     uint8_t* out = out_slot(peer, peer_len);
     size_t r = len;
-    if (slip || len > udp_limit) {
-        // A slip is the empty TC=1 answer a truncated one would be: a real client retries over TCP.
+    const size_t cookie_room = cookie.len ? 4 + dns::kClientCookie + dns::kServerCookie : 0;
+    if (slip || len + cookie_room > udp_limit) {
+        // A slip is the empty TC=1 answer a truncated one would be: a real client retries over
+        // TCP. A client that sent a cookie gets BADCOOKIE with a fresh one instead, and retries
+        // over UDP with it, which RRL then lets through (RFC 7873 5.2.3, as BIND does).
         r = dns::truncate_answer(answer, len, out, udp_limit);
         if (r == 0) return;  // an answer we cannot walk: nothing safe to send
-        if (!slip) m.udp_truncated.inc();
+        if (slip && cookie.len && dns::make_badcookie(out, r)) m.badcookie.inc();
+        else if (!slip) m.udp_truncated.inc();
     } else {
         std::memcpy(out, answer, len);
     }
+    // The cookie computed for this client now, whoever made the answer (a worker, the cache).
+    r = dns::add_cookie(ctx_.cookies, cookie, client_addr(peer), out, r, udp_limit);
     dns::put_u16(out, client_id);
     out_iov_[n_out_].iov_len = r;
     ++n_out_;

@@ -43,7 +43,7 @@ private:
     // Queues an answer for a client: response rate limiting, truncation to the client's size,
     // the client's ID, metrics. `answer` may carry any ID.
     void send_answer(const sockaddr_storage& peer, socklen_t peer_len, uint16_t client_id, uint16_t udp_limit,
-                     const uint8_t* answer, size_t len, uint64_t start_ns);
+                     const uint8_t* answer, size_t len, uint64_t start_ns, const dns::ClientCookie& cookie);
 
     uv_loop_t* loop_;
     BalancerContext& ctx_;
@@ -58,7 +58,8 @@ private:
     uint8_t in_buf_[kBatch][kInSize];
     dns::Query q_[kBatch];  // the batch parsed: views into in_buf_
     dns::ParseStatus st_[kBatch];
-    size_t len_[kBatch];  // after edns-tcp-keepalive is taken out
+    size_t len_[kBatch];  // after edns-tcp-keepalive and COOKIE are taken out
+    dns::ClientCookie cookie_[kBatch];
     uint32_t tag_[kBatch];
     bool fetch_[kBatch];
 

@@ -48,6 +48,9 @@ inline bool cookie_length_ok(size_t len) {
 // only, a server cookie this server made for that client within its lifetime, or one it did
 // not (another server's, expired, another address, an old secret past rotation).
 enum class CookieVerdict : uint8_t { None, ClientOnly, Valid, Invalid };
+// The `result` label of the cookie metrics (worker and balancer), by counter index: 0 a
+// malformed option (FORMERR), then by CookieVerdict (None unused).
+inline constexpr const char* kCookieResults[4] = {"malformed", "client_only", "valid", "invalid"};
 
 class Cookies {
 public:
@@ -92,6 +95,19 @@ struct CookieSettings {
 // The cookie engine for `s`; throws config::ConfigError naming cookie_secret or
 // cookie_secret_previous for a bad secret (or a previous one without a current one).
 Cookies make_cookies(const CookieSettings& s);
+
+// A query's cookie as a front keeps it until the answer goes out (the balancer strips the
+// option before a query goes to a worker, so the front adds the client's cookie to whatever
+// answer comes back, from a worker or the cache).
+struct ClientCookie {
+    uint8_t len = 0;  // 0: the query had none (or cookies are off)
+    CookieVerdict verdict = CookieVerdict::None;
+    uint8_t value[kMaxCookie];
+    void clear() {
+        len = 0;
+        verdict = CookieVerdict::None;
+    }
+};
 
 // Time for cookies: seconds since the epoch, modulo 2^32 (RFC 9018 4.3 serial arithmetic).
 uint32_t cookie_clock();

@@ -81,13 +81,21 @@ bool find_opt(const uint8_t* msg, size_t len, size_t qend, size_t& opt_at, size_
 
 namespace {
 
+// The OPT record of `msg`: where it starts, its length, and where its fixed fields (type,
+// class, TTL, RDLENGTH) begin after the owner; false when there is none or the message cannot
+// be walked.
+bool opt_record(const uint8_t* msg, size_t len, size_t& opt_at, size_t& opt_len, size_t& fixed) {
+    size_t qend;
+    if (!question_end(msg, len, qend) || !find_opt(msg, len, qend, opt_at, opt_len) || opt_len == 0) return false;
+    fixed = opt_at;
+    return skip_name(msg, len, fixed);
+}
+
 // Offset of the first EDNS option `code` (its code octets) in `msg`, and the offset of the OPT
 // record's RDLENGTH; 0 when absent or the message cannot be walked.
 size_t find_option(const uint8_t* msg, size_t len, uint16_t code, size_t& rdlen_at) {
-    size_t qend, opt_at, opt_len;
-    if (!question_end(msg, len, qend) || !find_opt(msg, len, qend, opt_at, opt_len) || opt_len == 0) return 0;
-    size_t off = opt_at;
-    if (!skip_name(msg, len, off)) return 0;
+    size_t opt_at, opt_len, off;
+    if (!opt_record(msg, len, opt_at, opt_len, off)) return 0;
     rdlen_at = off + 8;
     const size_t end = opt_at + opt_len;
     for (off += 10; off + 4 <= end;) {
@@ -153,6 +161,42 @@ size_t make_servfail(const uint8_t* query, size_t len, uint8_t* out, size_t cap)
     if (w.overflow()) return 0;
     set_counts(out, q.question_ok ? 1 : 0, 0, 0, q.edns ? 1 : 0);
     return w.size();
+}
+
+size_t append_option(uint8_t* msg, size_t len, size_t cap, uint16_t code, const uint8_t* data, uint16_t n) {
+    size_t opt_at, opt_len, fixed;
+    if (!opt_record(msg, len, opt_at, opt_len, fixed)) return 0;
+    const size_t add = 4 + size_t(n);
+    if (len + add > cap) return 0;
+    const size_t rdlen_at = fixed + 8;  // after type, class, TTL
+    if (get_u16(msg + rdlen_at) + add > 0xFFFF) return 0;
+    const size_t at = opt_at + opt_len;  // just after the OPT record's RDATA
+    std::memmove(msg + at + add, msg + at, len - at);
+    put_u16(msg + at, code);
+    put_u16(msg + at + 2, n);
+    if (n) std::memcpy(msg + at + 4, data, n);
+    put_u16(msg + rdlen_at, static_cast<uint16_t>(get_u16(msg + rdlen_at) + add));
+    return len + add;
+}
+
+size_t add_cookie(const Cookies& cookies, const ClientCookie& c, const ClientAddr& from, uint8_t* msg, size_t len,
+                  size_t cap) {
+    if (c.len == 0 || !cookies.enabled()) return len;
+    uint8_t value[kMaxCookie];
+    const size_t n = cookies.answer(c.value, c.len, from, cookie_clock(), value);
+    if (n == 0) return len;
+    const size_t r = append_option(msg, len, cap, edns_opt::COOKIE, value, static_cast<uint16_t>(n));
+    return r ? r : len;
+}
+
+bool make_badcookie(uint8_t* msg, size_t len) {
+    size_t opt_at, opt_len, fixed;
+    if (!opt_record(msg, len, opt_at, opt_len, fixed)) return false;
+    const size_t ttl_at = fixed + 4;  // after type, class
+    msg[2] &= static_cast<uint8_t>(~(0x04 | 0x02));  // AA, TC
+    msg[3] = static_cast<uint8_t>((msg[3] & 0xF0) | (rcode::BADCOOKIE & 0x0F));
+    msg[ttl_at] = static_cast<uint8_t>(rcode::BADCOOKIE >> 4);  // extended rcode, upper 8 bits
+    return true;
 }
 
 }  // namespace dp::dns

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dns/cookie.hpp"
 #include "dns/wire.hpp"
 
 namespace dp::dns {
@@ -64,6 +65,23 @@ bool set_keepalive(uint8_t* msg, size_t len, uint16_t timeout_100ms);
 // An answer that does not fit a UDP client: header (TC=1), question and the OPT record of
 // `answer`, nothing else. Returns its length, 0 when `answer` cannot be walked or `cap` is short.
 size_t truncate_answer(const uint8_t* answer, size_t len, uint8_t* out, size_t cap);
+
+// Appends EDNS option (code, data) to the OPT record of `msg` in place (the records after OPT,
+// if any, move up). Returns the new length; 0 when `msg` has no OPT, cannot be walked, or the
+// option does not fit `cap`.
+size_t append_option(uint8_t* msg, size_t len, size_t cap, uint16_t code, const uint8_t* data, uint16_t n);
+
+// DNS cookies at a front (RFC 7873): the answer to a query that carried cookie `c`, from a
+// client at `from`, gets the client cookie and our server cookie (Cookies::answer, now)
+// added to its OPT record. Returns the new length, or `len` unchanged when there is no cookie
+// to add or no room.
+size_t add_cookie(const Cookies& cookies, const ClientCookie& c, const ClientAddr& from, uint8_t* msg, size_t len,
+                  size_t cap);
+
+// Turns a truncated answer (header, question, OPT: truncate_answer's output) into BADCOOKIE
+// (RFC 7873 5.2.3, extended rcode 23: 7 in the header, 1 in OPT), AA and TC cleared. False
+// when it has no OPT.
+bool make_badcookie(uint8_t* msg, size_t len);
 
 // SERVFAIL for `query` (its ID, RD/CD, question, an OPT when it had one). 0 when the query
 // is one that is never answered (a response or a runt).

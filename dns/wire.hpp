@@ -31,7 +31,7 @@ inline constexpr uint16_t IN = 1, CH = 3, ANY = 255;
 }
 namespace rcode {
 inline constexpr uint16_t NOERROR = 0, FORMERR = 1, SERVFAIL = 2, NXDOMAIN = 3, NOTIMP = 4, REFUSED = 5,
-                          BADVERS = 16;
+                          BADVERS = 16, BADCOOKIE = 23;
 }
 namespace edns_opt {
 inline constexpr uint16_t NSID = 3, COOKIE = 10, TCP_KEEPALIVE = 11, PADDING = 12;

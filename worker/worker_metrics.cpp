@@ -17,7 +17,6 @@ constexpr TypeName kTypes[WorkerMetrics::kQtypes - 1] = {
     {65, "HTTPS"}, {251, "IXFR"}, {252, "AXFR"}, {255, "ANY"}, {257, "CAA"}, {99, "SPF"}};
 constexpr const char* kRcodeNames[WorkerMetrics::kRcodes] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
                                                              "NOTIMP",  "REFUSED", "BADVERS",  "other"};
-constexpr const char* kCookieNames[4] = {"malformed", "client_only", "valid", "invalid"};  // by CookieVerdict
 }  // namespace
 
 int WorkerMetrics::qtype_index(uint16_t t) {
@@ -69,7 +68,7 @@ void WorkerMetrics::register_all(net::MetricsRegistry& r) const {
                   "Queries with a DNS cookie (RFC 7873), by what it proved: client_only (no server cookie), "
                   "valid (a server cookie of ours), invalid (someone else's, expired or another address), "
                   "malformed (FORMERR)",
-                  {{"result", kCookieNames[i]}}, &cookies[i]);
+                  {{"result", dns::kCookieResults[i]}}, &cookies[i]);
     r.counter("domain_park_udp_truncated_total", "UDP answers sent with TC=1 because they did not fit", {},
               &udp_truncated);
     r.counter("domain_park_udp_send_failed_total", "UDP answers the kernel refused (send buffer full)", {},

@@ -4,8 +4,10 @@
 // and question, stored in the answer cache and served from it again (the client's ID and
 // name case restored, TTLs counted down, stale), classified for response rate limiting (keyed
 // on the registrable domain), truncated for a small UDP client or given the balancer's
-// keepalive for a TCP one, and SERVFAIL built when no answer comes. Whatever the bytes, the
-// balancer's state stays bounded and every message it sends is well formed.
+// keepalive for a TCP one, and SERVFAIL built when no answer comes; the client's DNS cookie is
+// taken out at the front and added to whatever answer goes back (a slip becomes BADCOOKIE).
+// Whatever the bytes, the balancer's state stays bounded and every message it sends is well
+// formed.
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -14,9 +16,11 @@
 #include <memory>
 
 #include "balancer/answer_cache.hpp"
+#include "balancer/balancer_context.hpp"
 #include "balancer/rate_limit.hpp"
 #include "dns/message.hpp"
 #include "dns/policy.hpp"
+#include "net/sockets.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using fuzz::check;
@@ -54,7 +58,11 @@ struct State {
         return r;
     }(), stats, 7};
     uint64_t now_ms = 1000;
-    State() { rrl.set_suffix_list(psl.get()); }
+    bal::BalancerContext ctx;  // the fronts' share: the cookies and their counters
+    State() {
+        rrl.set_suffix_list(psl.get());
+        ctx.cookies = dns::make_cookies({true, "e5e973e5a6b2a43f48e7dc849e37bfcf", ""});
+    }
 };
 
 }  // namespace
@@ -72,16 +80,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t len = qlen_in;
     st.now_ms += 1 + (flags >> 4) * 700;
 
-    // The front: responses and runts are dropped; a UDP client's keepalive option goes.
+    // The front: responses and runts are dropped; a UDP client's keepalive option goes, and
+    // every client's cookie (judged for its address).
     dns::Query q;
     dns::Malformed why;
     dns::ParseStatus ps = dns::parse_query(query, len, q, why);
     if (ps == dns::ParseStatus::Drop) return 0;
     const bool tcp_client = flags & 1;
-    if (!tcp_client && q.edns_keepalive && ps == dns::ParseStatus::Ok) {
-        len = dns::remove_option(query, len, dns::edns_opt::TCP_KEEPALIVE);
-        ps = dns::parse_query(query, len, q, why);
-        check(!q.edns_keepalive, "a keepalive option survived its removal");
+    sockaddr_in client{};
+    client.sin_family = AF_INET;
+    client.sin_addr.s_addr = htonl(0xC0000200u | (flags & 0xC0));
+    dns::ClientAddr from;
+    from.octets = dp::net::address_octets(reinterpret_cast<const sockaddr*>(&client), from.len);
+    dns::ClientCookie cookie;
+    if (bal::has_front_options(q, ps, why, !tcp_client)) {
+        const size_t before = len;
+        len = bal::take_front_options(st.ctx, query, len, q, ps, why, from, !tcp_client, cookie);
+        check(len <= before, "taking options out grew the query");
+        check(ps != dns::ParseStatus::Drop, "taking options out made a query unanswerable");
+        if (ps == dns::ParseStatus::Ok) {
+            check(tcp_client || !q.edns_keepalive, "a keepalive option survived its removal");
+            check(q.cookie_len == 0, "a cookie survived its removal");
+        }
+        check(cookie.len == 0 || dns::cookie_length_ok(cookie.len), "a kept cookie of a bad length");
     }
     const uint16_t client_id = q.id;
     const size_t qlen = q.question_ok ? q.question_end - dns::kHeaderSize : 0;
@@ -129,23 +150,43 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(st.cache.size() <= 512 && st.cache.bytes() <= 64 * 1024, "cache over its bounds");
     }
 
+    // The client's cookie on an answer: only ever the one made for this client, within `cap`.
+    auto with_cookie = [&](uint8_t* msg, size_t n, size_t cap) {
+        const size_t r = dns::add_cookie(st.ctx.cookies, cookie, from, msg, n, cap);
+        check(r == n || (cookie.len && r == n + 4 + dns::kClientCookie + dns::kServerCookie && r <= cap),
+              "cookie added of the wrong size or past the room");
+        if (r != n) {
+            const uint8_t* v = msg + r - dns::kClientCookie - dns::kServerCookie;
+            check(std::memcmp(v, cookie.value, dns::kClientCookie) == 0, "not the client's own cookie");
+            check(st.ctx.cookies.check(v, dns::kClientCookie + dns::kServerCookie, from, dns::cookie_clock()) ==
+                      dns::CookieVerdict::Valid,
+                  "a server cookie not valid for the client it was made for");
+        }
+        return r;
+    };
+
     // Delivery: the client's ID back; UDP: RRL, truncation to the client's size; TCP: keepalive.
     if (tcp_client) {
         if (q.edns_keepalive) dns::set_keepalive(answer, alen, 70);
         dns::put_u16(answer, client_id);
+        with_cookie(answer, alen, sizeof answer);
     } else {
         bal::ResponseClass rc;
         bal::classify(answer, alen, rc);
         check(rc.name_len <= sizeof rc.name, "classified name length");
-        sockaddr_in client{};
-        client.sin_family = AF_INET;
-        client.sin_addr.s_addr = htonl(0xC0000200u | (flags & 0xC0));
         const bal::RrlVerdict v = st.rrl.check(reinterpret_cast<const sockaddr*>(&client), rc, st.now_ms);
         const uint16_t limit = q.edns ? std::clamp<uint16_t>(q.edns_udp_size, 512, dns::kUdpPayloadCap) : 512;
-        if (v == bal::RrlVerdict::Slip || alen > limit) {
-            const size_t t = dns::truncate_answer(answer, alen, out, limit);
+        const size_t room = cookie.len ? 4 + dns::kClientCookie + dns::kServerCookie : 0;
+        if (v == bal::RrlVerdict::Slip || alen + room > limit) {
+            size_t t = dns::truncate_answer(answer, alen, out, limit);
             check(t == 0 || (t >= 12 && t <= limit), "truncated answer over the client's size");
             if (t) check(out[2] & 0x02, "truncated answer without TC");
+            if (t && v == bal::RrlVerdict::Slip && cookie.len && dns::make_badcookie(out, t))
+                check((out[3] & 0x0F) == (dns::rcode::BADCOOKIE & 0x0F) && !(out[2] & 0x06), "BADCOOKIE header");
+            if (t) t = with_cookie(out, t, limit);
+        } else {
+            std::memcpy(out, answer, alen);
+            with_cookie(out, alen, limit);
         }
     }
     return 0;

@@ -75,6 +75,13 @@ def main():
         except Exception:
             ans = bytes(up)
         write("balancer", f"pair{i:02d}", head + wire + ans + (b"\x00\x10\x01" if i % 3 == 0 else b""))
+    # The client's DNS cookie at the front: a client cookie alone over UDP, client and server
+    # cookie over TCP; the worker policy's answer.
+    for i, (tcp, value) in enumerate([(0, bytes(range(8))), (1, bytes(range(24)))]):
+        q = dns.message.make_query("example.com.", "TXT", id=0x3000 + i, use_edns=0,
+                                   options=[dns.edns.GenericOption(10, value)])
+        wire = q.to_wire()
+        write("balancer", f"cookie{i}", struct.pack("!BHH", tcp | 1 << 1, 0x3100 + i, len(wire)) + wire)
     # TCP engine: scripts of events (see fuzz_tcp_engine.cpp for the opcodes).
     scripts = {
         "accept-send-answer": bytes([0, 2, 0, 3, 0, 20, 8, 9, 3, 0, 0]),

@@ -13,6 +13,7 @@
 #include "balancer/balancer_config.hpp"
 #include "balancer/engine.hpp"
 #include "dns/policy.hpp"
+#include "dns/policy_settings.hpp"
 
 using namespace dp;
 using namespace dp::balancer;
@@ -137,6 +138,10 @@ TEST_CASE("bad configuration names the setting") {
         {R"({"workers": ["127.0.0.1:5300"], "cache": {"max_ttl": 60, "max_ttl": 61}})", "appears twice"},
         {R"({"workers": ["127.0.0.1:5300"], "upstream_connections": 4, "upstream_max_connections": 2})",
          "upstream_max_connections"},
+        {R"({"workers": ["127.0.0.1:5300"], "cookie_secret": "abc"})", "cookie_secret"},
+        {R"({"workers": ["127.0.0.1:5300"], "cookie_secret_previous": "e5e973e5a6b2a43f48e7dc849e37bfcf"})",
+         "cookie_secret_previous: set without cookie_secret"},
+        {R"({"workers": ["127.0.0.1:5300"], "cookies": "yes"})", "cookies"},
     };
     for (const auto& row : bad_files) {  // not a structured binding: clang 14 cannot capture one in INFO
         const char* text = row.first;
@@ -188,6 +193,21 @@ TEST_CASE("the serving settings are the worker's: one declaration, same keys, fl
     CHECK_FALSE(c.serving.udp);
     CHECK(message_of({"--worker", "127.0.0.1:5300", "--idle-timeout", "0"}).find("--idle-timeout") !=
           std::string::npos);
+}
+
+TEST_CASE("the cookie settings are the worker's: one declaration, applied on reload") {
+    const std::string table = balancer_schema().markdown();
+    for (const auto& s : dns::cookie_settings()) {
+        CAPTURE(s.key);
+        CHECK(table.find("| `" + s.key + "` |  |") != std::string::npos);  // no flag: secrets stay off the command line
+        CHECK(s.reload == config::Reload::Live);
+    }
+    TempFile f(R"({"workers": ["127.0.0.1:5300"], "cookie_secret": "e5e973e5a6b2a43f48e7dc849e37bfcf"})");
+    BalancerConfig c;
+    REQUIRE(run({"--config", f.path}, c) == CliAction::Run);
+    CHECK(c.cookies.enabled);
+    CHECK(c.cookies.secret == "e5e973e5a6b2a43f48e7dc849e37bfcf");
+    CHECK(dns::make_cookies(c.cookies).enabled());
 }
 
 TEST_CASE("reload keeps restart-only settings and names them") {
