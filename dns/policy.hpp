@@ -1,4 +1,4 @@
-// The parking policy: turns a query into the answer DESIGN.md's table prescribes.
+// The parking policy: turns a query into the answer docs/CONTRACT.md prescribes.
 // Knows nothing of sockets; every transport calls Policy::respond.
 #pragma once
 

@@ -6,7 +6,7 @@ Reads the mix written by ../make_mix.py and writes, into --out:
   knot.conf       from knot.conf.in: 1 UDP, 1 TCP, 1 background worker, 127.0.0.1@--knot-port
   nsd.conf        from nsd.conf.in: 1 server process, 127.0.0.1@--nsd-port
 
-Each zone holds the contract's records (DESIGN.md, "The answers"): SOA, NS, SPF TXT, null MX,
+Each zone holds the contract's records (docs/CONTRACT.md, "The answers"): SOA, NS, SPF TXT, null MX,
 CAA at the apex and, by wildcard, at every name below it; _dmarc TXT; *._domainkey TXT with
 a revoked key. A and AAAA have no data, like a worker without a landing page.
 

@@ -1,4 +1,4 @@
-"""Every row of DESIGN.md "The answers" against the real worker, over UDP and over TCP."""
+"""Every row of docs/CONTRACT.md "The answers" against the real worker, over UDP and over TCP."""
 
 import json
 from pathlib import Path
@@ -399,7 +399,7 @@ def test_longest_name(std_worker, transport):
 def test_binary_label_below_domain_answered(std_worker, transport):
     # RFC 2181 11: a label may hold any octets. Only the labels of D and above matter for the
     # Public Suffix List; a name under example.com is in the zone example.com whatever its
-    # lower labels hold (DESIGN: "Every name at or under D exists in the zone D").
+    # lower labels hold (docs/CONTRACT.md: "Every name at or under D exists in the zone D").
     name = dns.name.Name([b"A\x00b.c\xff", b"ExAmple", b"com", b""])
     q = h.make_query(name, "TXT", qid=0x7777)
     reply = raw_exchange(std_worker, transport, q.to_wire())

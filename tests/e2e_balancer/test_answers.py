@@ -15,7 +15,7 @@ import pytest
 
 from .balancer_stack import STANDARD_ARGS, Balancer, addr, h, start_worker, wc
 
-# (qname, qtype, qclass, make_query keyword arguments): one query per row of DESIGN.md's table.
+# (qname, qtype, qclass, make_query keyword arguments): one query per row of docs/CONTRACT.md's table.
 CONTRACT = [
     ("example.com.", "SOA", "IN", {}),
     ("example.com.", "NS", "IN", {}),

@@ -1,4 +1,4 @@
-"""DESIGN.md "The answers", asked through stock CoreDNS with the repository's Corefile (cache,
+"""docs/CONTRACT.md "The answers", asked through stock CoreDNS with the repository's Corefile (cache,
 any, forward force_tcp ...) in front of a real worker, over UDP and over TCP.
 
 Rows CoreDNS passes through are checked as strictly as tests/e2e checks the worker itself.
@@ -491,3 +491,20 @@ def test_dropped_over_udp(stack, case):
     # And CoreDNS still answers afterwards.
     r = h.query(stack.port, h.make_query(uniq("com"), "TXT"))
     assert h.txt_strings(r.answer[0]) == [SPF]
+
+
+# --- DNS cookies: a CoreDNS DIFFERENCE ---------------------------------------------------------
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_cookies_via_coredns_are_echoed_without_a_server_cookie(stack, transport, n):
+    """CoreDNS DIFFERENCE: CoreDNS does not do cookies; it copies the query's options into its
+    answer, so a client cookie comes back alone, on a miss and on a cache hit, for each client
+    its own (never another client's: the worker's server cookie for CoreDNS never reaches a
+    client). Clients treat that as a server without cookie support (RFC 7873 5.3)."""
+    name = f"cookie-{n}-{transport}.example.com."
+    for client in (b"\x01" * 8, b"\x02" * 8):  # the second is a cache hit
+        q = h.make_query(name, "TXT", edns=0, options=[dns.edns.GenericOption(10, client)])
+        r = h.query(stack.port, q, transport)
+        assert h.txt_strings(r.answer[0]) == [SPF]
+        opt = h.edns_option(r, 10)
+        assert opt is not None and opt.client == client and opt.server == b""

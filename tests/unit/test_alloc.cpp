@@ -1,4 +1,4 @@
-// The answer path allocates nothing once warm (DESIGN.md conventions). malloc is interposed
+// The answer path allocates nothing once warm (dns/README.md: no allocation on the answer path). malloc is interposed
 // in this test binary so allocations by libpsl or the C++ runtime are counted too.
 // Sanitizer builds bring their own allocator, so there the check is compiled out.
 #include <doctest/doctest.h>

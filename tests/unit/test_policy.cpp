@@ -1,4 +1,4 @@
-// Every row of DESIGN.md's answer table, through Policy::respond, decoded independently.
+// Every row of docs/CONTRACT.md's answer table, through Policy::respond, decoded independently.
 #include <doctest/doctest.h>
 
 #include <libpsl.h>
