@@ -413,6 +413,22 @@ def test_binary_label_below_domain_answered(std_worker, transport):
     assert h.txt_strings(r.answer[0]) == [SPF]
 
 
+@pytest.mark.parametrize("labels,rcode", [
+    # The README's examples: below D any octet is fine (RFC 2181 11)...
+    ([b"a.b", b"example", b"com"], dns.rcode.NOERROR),
+    ([b"b\xc3\xbccher", b"example", b"com"], dns.rcode.NOERROR),
+    # ...in the registrable or public-suffix part it leaves no registrable domain.
+    ([b"example", b"a.b"], dns.rcode.REFUSED),
+    ([b"b\xc3\xbccher", b"com"], dns.rcode.REFUSED),
+    ([b"www", b"example", b"c\x01m"], dns.rcode.REFUSED),
+])
+def test_odd_octets_matter_only_in_d_and_above(std_worker, transport, labels, rcode):
+    name = dns.name.Name([*labels, b""])
+    r = dns.message.from_wire(raw_exchange(std_worker, transport, h.make_query(name, "TXT").to_wire()))
+    assert r.rcode() == rcode, f"{name}: {dns.rcode.to_text(r.rcode())}"
+    assert bool(r.flags & dns.flags.AA) == (rcode == dns.rcode.NOERROR)
+
+
 def test_nsid_when_requested(std_worker, transport):
     r = ask(std_worker, transport, "example.com.", "TXT", edns=0,
             options=[dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")])
