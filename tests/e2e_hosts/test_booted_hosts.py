@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import dns.edns
 import dns.message
 import dns.rcode
 import pytest
@@ -43,6 +44,7 @@ WORKERS = 2
 BASE_PORT = 5301
 RUA = "dmarc-reports@lab.example.net"
 SECURITY_MAX = 1.5
+TLS_NAME = "ns2.lab.example.net"
 TIMES = {}  # measured durations, printed at the end
 
 
@@ -75,6 +77,14 @@ class Deployment:
                 "domain_park_address": host.address, "domain_park_address6": host.address6,
                 "domain_park_front_end": front,
             }
+        # ns2's CoreDNS also serves DoT and DoH, with a certificate made here and copied over.
+        cert, key = self.workdir / "tls-cert.pem", self.workdir / "tls-key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={TLS_NAME}",
+                        "-addext", f"subjectAltName=DNS:{TLS_NAME}"], check=True, capture_output=True)
+        self.tls_cert = cert
+        hosts[self.ns2.name].update({"coredns_dot": True, "coredns_doh": True,
+                                     "coredns_tls_cert_src": str(cert), "coredns_tls_key_src": str(key)})
         inventory = {"all": {
             "vars": {
                 "ansible_user": "root", "ansible_ssh_private_key_file": str(self.lab.key),
@@ -82,6 +92,8 @@ class Deployment:
                 "base_apt_update": False, "base_ssh_authorized_keys": [key],
                 "domain_park_workers": WORKERS, "domain_park_worker_base_port": BASE_PORT,
                 "domain_park_rua": RUA,
+                # The fleet's cookie secret is made by the role on the first run, kept here.
+                "domain_park_credentials": str(self.workdir / "credentials"),
                 "domain_park_deb": str(self.pkg / "domain-park.deb"),
                 "coredns_deb": str(self.pkg / "domain-park-coredns.deb"),
                 "domain_park_rate_limit": {"responses_per_second": 0, "requests_per_second": 0,
@@ -245,6 +257,53 @@ def test_answers_on_port_53_udp_tcp_ipv4_ipv6(dep):
         for address in (host.address, host.address6):
             for transport in ("udp", "tcp"):
                 contract(address, transport)
+
+
+def test_dot_and_doh_where_turned_on(dep):
+    """ns2 (coredns_dot, coredns_doh) answers over TLS on 853 and HTTPS on 443 with its
+    certificate (handed to the dynamic user as systemd credentials, the key root's only),
+    exactly what it answers over plain DNS; ns1 (the balancer) has neither port open."""
+    verify = [f"+tls-ca={dep.tls_cert}", f"+tls-hostname={TLS_NAME}"]
+    show = ["+noall", "+answer", "+nottlid", "+time=3", "+tries=1"]
+
+    def answer(tool, *args):
+        r = subprocess.run([tool, *args, *verify, *show, "_dmarc.example.com", "TXT"], capture_output=True,
+                           text=True, timeout=20)
+        assert r.returncode == 0, (tool, args, r.stdout, r.stderr)
+        return r.stdout.split()
+
+    plain = subprocess.run(["dig", f"@{dep.ns2.address}", *show, "_dmarc.example.com", "TXT"], capture_output=True,
+                           text=True, timeout=20).stdout.split()
+    assert plain and f'"v=DMARC1;' in " ".join(plain), plain
+    assert answer("kdig", f"@{dep.ns2.address}", "-p", "853", "+tls") == plain
+    assert answer("dig", f"@{dep.ns2.address}", "-p", "443", "+https") == plain
+    mode = dep.ssh(dep.ns2, "stat -c %a /etc/domain-park/tls/privkey.pem").stdout.strip()
+    assert mode == "600", mode
+    for port in (853, 443):
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            with pytest.raises(socket.timeout):
+                s.connect((dep.ns1.address, port))
+
+
+def test_one_cookie_secret_for_the_fleet(dep):
+    """The role made one cookie secret on the controller and gave it to every worker and
+    balancer of every host; a server cookie the balancer made is accepted when sent back."""
+    secret = (dep.workdir / "credentials" / "cookie_secret").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", secret), secret
+    for host, files in ((dep.ns1, ("worker.json", "balancer.json")), (dep.ns2, ("worker.json",))):
+        for f in files:
+            cfg = json.loads(dep.ssh(host, f"cat /etc/domain-park/{f}").stdout)
+            assert cfg["cookie_secret"] == secret, (host.name, f)
+    client = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    q = h.make_query("example.com.", "TXT", edns=0, options=[dns.edns.GenericOption(10, client)])
+    first = h.edns_option(h.query(53, q, transport="tcp", timeout=3.0, host=dep.ns1.address), 10)
+    assert first is not None and first.client == client and len(first.server) == 16
+    q = h.make_query("example.com.", "TXT", edns=0,
+                     options=[dns.edns.GenericOption(10, client + first.server)])
+    again = h.edns_option(h.query(53, q, transport="tcp", timeout=3.0, host=dep.ns1.address), 10)
+    # Valid: echoed as it was (RFC 9018 renews it only after half an hour).
+    assert again is not None and again.server == first.server
 
 
 def test_firewall(dep):
