@@ -162,9 +162,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(engine->held_input() <= limits.max_input_bytes, "held input over the process budget");
     }
 
-    // Drain: the peers read everything, every held query is answered, time runs out.
+    // Drain: the peers read everything, every held query is answered (one per round, so a
+    // script that left hundreds held gets as many rounds), time runs out.
     engine->shutdown();
-    for (int round = 0; round < 200; ++round) {
+    const size_t rounds = 200 + handler.held.size();
+    for (size_t round = 0; round < rounds; ++round) {
         for (auto& p : peers)
             if (p.alive && !p.closed_told) {
                 p.s->take_limit = SIZE_MAX;
