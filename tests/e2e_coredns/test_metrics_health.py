@@ -25,9 +25,24 @@ def requests_by_proto(m):
     return {p: m.value("coredns_dns_requests_total", proto=p) for p in ("udp", "tcp")}
 
 
+def settled_metrics(coredns):
+    """A scrape once the request counters stand still (bounded, 5 s): CoreDNS counts a query
+    after its answer is written, and a readiness probe whose answer came after its client's
+    timeout is counted late."""
+    last = coredns.metrics()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = coredns.metrics()
+        if requests_by_proto(now) == requests_by_proto(last):
+            return now
+        last = now
+    return last
+
+
 def test_requests_total_counts_every_query(stack_factory):
     s = stack_factory(n_workers=2)
-    before = s.coredns.metrics()
+    before = settled_metrics(s.coredns)
     sent = {"udp": 0, "tcp": 0}
     # A mix: misses, a repeat (cache hit), an error and an ANY (answered by the any plugin):
     # every one is a request to CoreDNS, whoever answers it.
@@ -39,7 +54,7 @@ def test_requests_total_counts_every_query(stack_factory):
             r = h.query(s.port, h.make_query(qname, qtype), transport)
             assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.REFUSED)
             sent[transport] += 1
-    after = s.coredns.metrics()
+    after = settled_metrics(s.coredns)
     b, a = requests_by_proto(before), requests_by_proto(after)
     moved = {p: a[p] - b[p] for p in a}
     assert moved == {"udp": 13, "tcp": 7}, f"coredns_dns_requests_total moved {moved}, sent {sent}"
