@@ -43,6 +43,15 @@ STOP_TIMEOUT = 10.0
 _LIVE_BALANCERS = []
 
 
+def report_live_processes(rep):
+    """Adds every balancer and worker still running to a failed test's report (their
+    command line and output), for the pytest_runtest_makereport hooks of the conftests."""
+    for b in list(_LIVE_BALANCERS):
+        rep.sections.append((f"balancer {b.pid} (port {b.port})", b.describe()))
+    for w in list(wc._LIVE_WORKERS):
+        rep.sections.append((f"worker {w.pid} (port {w.port})", w.describe()))
+
+
 def balancer_binary():
     if not os.access(BALANCER_BIN, os.X_OK):
         pytest.fail(f"balancer binary not found or not executable: {BALANCER_BIN} "

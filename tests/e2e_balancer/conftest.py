@@ -6,7 +6,7 @@ top-level module `conftest`, which tests/e2e's test modules import by that name.
 
 import pytest
 
-from .balancer_stack import _LIVE_BALANCERS, Balancer, start_worker, wc
+from .balancer_stack import Balancer, report_live_processes, start_worker, wc
 
 
 @pytest.fixture
@@ -63,7 +63,4 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for b in list(_LIVE_BALANCERS):
-            rep.sections.append((f"balancer {b.pid} (port {b.port})", b.describe()))
-        for w in list(wc._LIVE_WORKERS):
-            rep.sections.append((f"worker {w.pid} (port {w.port})", w.describe()))
+        report_live_processes(rep)

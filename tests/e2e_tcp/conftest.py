@@ -3,7 +3,7 @@
 
 import pytest
 
-from .servers import _LIVE_BALANCERS, KINDS, start, wc
+from .servers import KINDS, report_live_processes, start
 
 
 @pytest.fixture(params=KINDS)
@@ -36,7 +36,4 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for b in list(_LIVE_BALANCERS):
-            rep.sections.append((f"balancer {b.pid} (port {b.port})", b.describe()))
-        for w in list(wc._LIVE_WORKERS):
-            rep.sections.append((f"worker {w.pid} (port {w.port})", w.describe()))
+        report_live_processes(rep)

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.e2e_balancer.balancer_stack import (  # noqa: E402,F401
-    _LIVE_BALANCERS, Balancer, h, scrape, start_worker, wc, free_tcp_ports, wait_metrics, STANDARD_ARGS)
+    Balancer, h, report_live_processes, scrape, start_worker, wc, free_tcp_ports, wait_metrics,
+    STANDARD_ARGS)
 
 KINDS = ["worker", "balancer"]
 # Metric names differ by prefix only.
@@ -78,3 +79,12 @@ def start(kind, tmp_path, started, *flags, config=None, wrapper=()):
     b = Balancer(tmp_path, workers=[f"{h.HOST}:{w.port}"], extra_args=extra, config=cfg, wrapper=wrapper)
     started.append(b)
     return Server(kind, b.port, b.metrics_addr, b, worker=w)
+
+
+def close_all(socks):
+    """Closes every socket of a test's crowd, whatever state each is in."""
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass

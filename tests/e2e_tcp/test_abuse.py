@@ -15,7 +15,7 @@ import time
 import dns.rcode
 import pytest
 
-from .servers import h
+from .servers import close_all, h
 
 SPF = "v=spf1 -all"
 
@@ -54,14 +54,6 @@ def connect_many(port, n):
             pass
         socks.append(s)
     return socks
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
 
 
 def mib(kib):

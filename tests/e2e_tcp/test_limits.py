@@ -17,7 +17,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from .servers import h, scrape
+from .servers import close_all, h, scrape
 
 SPF = "v=spf1 -all"
 
@@ -36,14 +36,6 @@ def closed_by_server(sock):
         return sock.recv(65536) == b""
     except (ConnectionResetError, BrokenPipeError):
         return True
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
 
 
 def test_slowloris_message_deadline(server_factory):
